@@ -1,0 +1,103 @@
+"""Where the pt_regs a builder fills comes from, and so what the members it leaves alone hold.
+
+Owns following a builder's buffer argument back through its callers in the fact database: a helper
+that returns a per-cpu pt_regs (`bpf_kprobe_multi_pt_regs_ptr()` is `this_cpu_ptr(&...)`), or a
+function that stores one through an out-parameter (perf_trace_buf_alloc's
+`*regs = this_cpu_ptr(&__perf_regs[rctx])`). A per-cpu pt_regs is reused by every call on that
+CPU, so what the builder does not write is stale. A buffer whose origin is not traced, or a builder
+nobody calls, is "the caller's buffer" and counted stale too: the builder leaves it as it was.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from regaudit.arch.config import BuildConfig
+from regaudit.arch.frames import MemberState
+from regaudit.facts.arch_facts import Call, CallArg
+
+
+@dataclass(frozen=True)
+class BufferOrigin:
+    state: MemberState  # what the members the builder does not write hold
+    storage: str  # 'per-cpu __perf_regs (kernel/events/core.c:11081)'
+    evidence: tuple[str, ...]
+    notes: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class PerCpu:
+    name: str
+    at: str  # path:line of its DEFINE_PER_CPU
+
+
+def buffer_origin(config: BuildConfig, function: str, buffer_param: int) -> BufferOrigin:
+    """The origin of the buffer every caller of `function` passes as argument `buffer_param`."""
+    sites = [
+        call
+        for call in config.facts.call_sites(function)
+        if config.in_scope(call.file) and config.holds(call.condition) is not False and len(call.args) > buffer_param
+    ]
+    if not sites:
+        note = f"no caller of {function}() in this tree: members it does not write keep what the caller's buffer held"
+        return BufferOrigin("stale", "the caller's buffer", (), (note,))
+    evidence: list[str] = []
+    storages: list[str] = []
+    for call in sites:
+        evidence.append(call.at)
+        variable = _per_cpu_source(config, call, call.args[buffer_param])
+        if variable is not None:
+            evidence.append(variable.at)
+            storages.append(f"per-cpu {variable.name} ({variable.at})")
+    if not storages:
+        note = f"callers of {function}() pass a buffer whose origin was not traced; taken as left as it was"
+        return BufferOrigin("stale", "the caller's buffer", tuple(evidence), (note,))
+    return BufferOrigin("stale", "; ".join(dict.fromkeys(storages)), tuple(dict.fromkeys(evidence)), ())
+
+
+def _per_cpu_source(config: BuildConfig, call: Call, arg: CallArg) -> PerCpu | None:
+    """The per-cpu pt_regs an argument comes from: a helper's result or an earlier out-parameter store."""
+    if arg.inner_call:
+        helper = config.choose(arg.inner_call, call.file)
+        return _per_cpu_argument(config, config.facts.body(helper).calls) if helper else None
+    if not (arg.var and arg.var_kind == "local" and call.function_id is not None):
+        return None
+    caller = next((d for d in config.facts.definitions_named(call.caller or "") if d.id == call.function_id), None)
+    for earlier in config.facts.body(caller).calls if caller else ():
+        out = next((a for a in earlier.args if a.address_of and a.var == arg.var and not a.member), None)
+        if out is not None and earlier.callee and earlier.line < call.line:
+            found = _stored_per_cpu(config, earlier.callee, out.position, call.file)
+            if found:
+                return found
+    return None
+
+
+def _stored_per_cpu(config: BuildConfig, function: str, position: int, caller_file: str) -> PerCpu | None:
+    """A per-cpu pt_regs `function` stores through its out-parameter `position`."""
+    definition = config.choose(function, caller_file)
+    if definition is None:
+        return None
+    body = config.facts.body(definition)
+    name = next((p.name for p in body.params if p.position == position), None)
+    lines = {a.line for a in body.assignments if a.lhs_deref and a.lhs_var == name and a.rhs_kind == "call"}
+    return _per_cpu_argument(config, [c for c in body.calls if c.line in lines])
+
+
+def _per_cpu_argument(config: BuildConfig, calls: Iterable[Call]) -> PerCpu | None:
+    """The first per-cpu `struct pt_regs` variable passed to one of `calls` (`this_cpu_ptr(&v)`)."""
+    for call in calls:
+        for arg in call.args:
+            variables = [
+                v
+                for v in config.facts.file_scope_variables(arg.var or "")
+                if v.storage == "percpu"
+                and "pt_regs" in v.type
+                and config.in_scope(v.file)
+                and config.holds(v.condition) is not False
+            ]
+            # The DEFINE_PER_CPU in a .c file is the storage; a header only declares it.
+            variables.sort(key=lambda v: not v.file.endswith(".c"))
+            if variables:
+                return PerCpu(variables[0].name, f"{variables[0].file}:{variables[0].line}")
+    return None

@@ -1,0 +1,122 @@
+"""Read side of the fact database for the index stage: the previous run's state and prefilter input.
+
+Later stages get their own intent-level facades; this module only answers what `index` needs to
+decide what to reuse, and writes the two small bookkeeping tables it owns (`sources`,
+`prefilter_tokens`).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from regaudit.facts.store import open_existing
+from regaudit.prefilter import TokenCandidate
+from regaudit.tree import KernelTree, SourceFile
+
+
+@dataclass(frozen=True)
+class PreviousIndex:
+    """What the last index run of a database saw."""
+
+    tree_path: str
+    query_hash: str
+    prefilter: str
+    token_count: int
+    stats: dict[str, tuple[int, int]]  # path -> (size, mtime_ns) of every source looked at
+    files: dict[str, str]  # parsed path -> sha256
+
+    @property
+    def file_count(self) -> int:
+        return len(self.files)
+
+    def matches(self, tree: KernelTree, query_hash: str, prefilter: str, sources: list[SourceFile]) -> bool:
+        """True when nothing that could change a fact has changed: a warm run has nothing to do."""
+        return (self.tree_path == str(tree.root) and self.query_hash == query_hash
+                and self.prefilter == prefilter and len(sources) == len(self.stats)
+                and all(self.stats.get(s.path) == (s.size, s.mtime_ns) for s in sources))
+
+    def reusable(self, tree: KernelTree, query_hash: str) -> dict[str, tuple[int, int, str]]:
+        """path -> (size, mtime_ns, sha256) of parsed files whose facts may be kept.
+
+        Nothing is reusable across trees (same path, other content) or rule/query changes."""
+        if query_hash != self.query_hash or self.tree_path != str(tree.root):
+            return {}
+        return {path: (*self.stats.get(path, (-1, -1)), sha) for path, sha in self.files.items()}
+
+
+def previous_index(db_path: Path) -> PreviousIndex | None:
+    db = open_existing(db_path)
+    run = db.execute("SELECT tree_path, query_hash, prefilter, prefilter_tokens FROM runs "
+                     "WHERE stage = 'index' AND finished IS NOT NULL ORDER BY id DESC LIMIT 1").fetchone()
+    if run is None:
+        return None
+    stats = {path: (size, mtime) for path, size, mtime in db.execute("SELECT path, size, mtime_ns FROM sources")}
+    files = dict(db.execute("SELECT path, sha256 FROM files"))
+    db.conn.close()
+    return PreviousIndex(run[0], run[1], run[2], run[3] or 0, stats, files)
+
+
+def record_unchanged_run(db_path: Path, run: dict[str, object]) -> None:
+    """Append a run row to an unchanged database: one INSERT, atomic by itself."""
+    conn = sqlite3.connect(db_path)
+    with conn:
+        columns = ", ".join(run)
+        conn.execute(f"INSERT INTO runs ({columns}) VALUES ({', '.join('?' for _ in run)})", list(run.values()))
+    conn.close()
+
+
+def replace_sources(conn: sqlite3.Connection, sources: list[SourceFile], selected: dict[str, str],
+                    tokens: dict[str, tuple[int, str]]) -> None:
+    conn.execute("DELETE FROM sources")
+    conn.executemany("INSERT INTO sources (path, size, mtime_ns, selected, reason) VALUES (?, ?, ?, ?, ?)",
+                     ((s.path, s.size, s.mtime_ns, int(s.path in selected), selected.get(s.path))
+                      for s in sources))
+    conn.execute("DELETE FROM prefilter_tokens")
+    conn.executemany("INSERT INTO prefilter_tokens (token, round, origin) VALUES (?, ?, ?)",
+                     ((token, round_, origin) for token, (round_, origin) in tokens.items()))
+
+
+_CANDIDATE_QUERIES = (
+    # Function-pointer members/typedefs ('(' in the type) do not carry data: see prefilter.py.
+    ("struct member", "SELECT s.name, m.type, s.kind FROM structs s JOIN struct_members m ON m.struct_id = s.id "
+                      "WHERE s.name IS NOT NULL AND m.type NOT LIKE '%(%'"),
+    ("typedef", "SELECT name, type FROM typedefs WHERE type NOT LIKE '%(%'"),
+    ("macro body", "SELECT name, macro_body FROM functions WHERE kind = 'macro' AND file LIKE '%.h'"),
+    ("macro body", "SELECT name, value FROM defines WHERE file LIKE '%.h'"),
+    ("return type", "SELECT name, return_type FROM functions WHERE kind != 'macro' AND return_type IS NOT NULL"),
+)
+
+
+def layout_tokens(conn: sqlite3.Connection, frames: tuple[str, ...]) -> set[str]:
+    """`struct user_pt_regs` for arm64's pt_regs: struct/union types embedded by value in a frame
+    struct, whose definitions the frame's layout needs (they may live in files naming no token)."""
+    marks = ", ".join("?" for _ in frames)
+    found = set()
+    for (member_type,) in conn.execute(
+            f"SELECT DISTINCT m.type FROM structs s JOIN struct_members m ON m.struct_id = s.id "
+            f"WHERE s.name IN ({marks}) AND (m.type LIKE 'struct %' OR m.type LIKE 'union %') "
+            f"AND m.type NOT LIKE '%*%'", frames):
+        keyword, _, tag = member_type.partition(" ")
+        if tag.isidentifier():
+            found.add(f"{keyword} {tag}")
+    return found
+
+
+def token_candidates(conn: sqlite3.Connection) -> Iterator[TokenCandidate]:
+    for origin, sql in _CANDIDATE_QUERIES:
+        for name, text, *keyword in conn.execute(sql):
+            if name and text:
+                yield TokenCandidate(name, text, origin, keyword[0] if keyword else "")
+
+
+def table_counts(db_path: Path) -> dict[str, int]:
+    """Rows per fact table, for summaries."""
+    db = open_existing(db_path)
+    tables = ("files", "functions", "params", "variables", "defines", "calls", "call_args", "accesses",
+              "assignments", "bindings", "structs", "struct_members", "typedefs", "warnings")
+    counts = {table: db.execute(f"SELECT count(*) FROM {table}").fetchone()[0] for table in tables}
+    db.conn.close()
+    return counts

@@ -1,0 +1,252 @@
+"""Schema of the fact database, as an ordered list of migrations.
+
+Comments inside each CREATE TABLE are kept by SQLite in `sqlite_master`, so `sqlite-utils schema
+DB` or datasette shows a reviewer what every column means without this code. A migration is never
+edited once released: add a new one. `apply_migrations` records the schema version in
+`PRAGMA user_version`.
+
+Conventions for every fact table: `file` is the tree-relative path, `line` is 1-based, `condition`
+is the `#if`/`#ifdef` guard around the fact as C preprocessor text (`defined(CONFIG_X) && !(Y)`),
+'' when unguarded. `function_id` points to `functions.id`; function-like macros live in
+`functions` too (kind = 'macro') so that facts inside macro bodies have the same shape.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+MIGRATIONS: list[str] = [
+    # 1: the index stage's facts.
+    """
+CREATE TABLE runs (
+    id INTEGER PRIMARY KEY,
+    stage TEXT NOT NULL,            -- 'index', 'link', 'check', ...
+    tool_version TEXT NOT NULL,     -- regaudit version that wrote the run
+    tree_path TEXT NOT NULL,        -- absolute path of the kernel tree
+    kernel_version TEXT NOT NULL,   -- from the tree's top Makefile, e.g. '7.3.4'
+    started TEXT NOT NULL,          -- ISO-8601 UTC
+    finished TEXT,                  -- ISO-8601 UTC; NULL while running (never committed so)
+    files_parsed INTEGER,           -- files (re)parsed in this run
+    files_reused INTEGER,           -- files whose facts were kept because their content hash matched
+    files_removed INTEGER,          -- files dropped (deleted from the tree or no longer selected)
+    files_warned INTEGER,           -- files that could not be parsed (see `warnings`)
+    query_hash TEXT NOT NULL,       -- hash of queries/ and rules/: facts are reused only while it matches
+    prefilter TEXT NOT NULL,        -- 'fixpoint' (sound prefilter) or 'all' (every .c/.h file)
+    prefilter_tokens INTEGER        -- size of the prefilter's final token set (see `prefilter_tokens`)
+);
+CREATE TABLE sources (
+    path TEXT PRIMARY KEY,          -- every .c/.h file the prefilter looked at
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,      -- with size, the cheap check that lets a warm run skip reading the file
+    selected INTEGER NOT NULL,      -- 1 when the file is parsed into facts
+    reason TEXT                     -- first prefilter token it matched (why it was selected), else NULL
+);
+CREATE TABLE prefilter_tokens (
+    token TEXT PRIMARY KEY,         -- identifier whose mention makes a file relevant
+    round INTEGER NOT NULL,         -- fixpoint round that added it (0 = seed)
+    origin TEXT NOT NULL            -- why: 'seed', 'struct member', 'typedef', 'macro body', 'return type'
+);
+CREATE TABLE files (
+    path TEXT PRIMARY KEY,          -- tree-relative path of a parsed file
+    sha256 TEXT NOT NULL,           -- content hash; facts are reused while it matches
+    size INTEGER NOT NULL,
+    arch TEXT NOT NULL,             -- 'x86', 'arm64', ... for arch/<name>/..., else 'generic'
+    parse_errors INTEGER NOT NULL,  -- tree-sitter ERROR + MISSING nodes (macros it cannot see through)
+    rewrites INTEGER NOT NULL       -- kernel macros rewritten to plain C before parsing (see rules/)
+);
+CREATE TABLE warnings (
+    path TEXT NOT NULL,             -- file that could not be read or parsed
+    kind TEXT NOT NULL,             -- 'unreadable', 'binary', 'encoding', 'too-large', 'rewrite', ...
+    message TEXT NOT NULL
+);
+CREATE TABLE functions (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,             -- real name (BPF_CALL_3(bpf_get_stackid, ...) -> 'bpf_get_stackid')
+    kind TEXT NOT NULL,             -- 'function', 'macro' (function-like #define), or the definition
+                                    -- macro family that produced it ('BPF_CALL', 'SYSCALL_DEFINE', ...)
+    file TEXT NOT NULL,
+    line INTEGER NOT NULL,          -- line of the name
+    end_line INTEGER NOT NULL,      -- last line of the body
+    storage TEXT NOT NULL,          -- 'static' or 'extern' (macros: 'macro')
+    inline INTEGER NOT NULL,        -- 1 for inline / __always_inline
+    weak INTEGER NOT NULL,          -- 1 for __weak: an arch's strong definition replaces it
+    return_type TEXT,               -- C text, e.g. 'struct pt_regs *'; NULL for macros
+    macro_body TEXT,                -- for kind='macro': the replacement text, continuations joined
+    condition TEXT NOT NULL
+);
+CREATE TABLE params (
+    function_id INTEGER NOT NULL,
+    position INTEGER NOT NULL,      -- 0-based
+    name TEXT,                      -- NULL for unnamed parameters
+    type TEXT                       -- C text, e.g. 'struct pt_regs *'; NULL for macro parameters
+);
+CREATE TABLE variables (
+    function_id INTEGER,            -- NULL for file-scope variables
+    file TEXT NOT NULL,
+    line INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    type TEXT NOT NULL,             -- C text, e.g. 'struct pt_regs *', 'struct pt_regs [4]'
+    storage TEXT NOT NULL,          -- 'auto', 'static', 'extern', 'percpu' (DEFINE_PER_CPU)
+    condition TEXT NOT NULL
+);
+CREATE TABLE defines (
+    name TEXT NOT NULL,             -- object-like #define (function-like ones are in `functions`)
+    file TEXT NOT NULL,
+    line INTEGER NOT NULL,
+    value TEXT NOT NULL,            -- replacement text, continuations joined
+    condition TEXT NOT NULL
+);
+CREATE TABLE calls (
+    id INTEGER PRIMARY KEY,
+    function_id INTEGER,            -- caller (NULL at file scope, e.g. inside an initializer)
+    file TEXT NOT NULL,
+    line INTEGER NOT NULL,
+    col INTEGER NOT NULL,           -- 1-based column of the callee
+    callee TEXT,                    -- name when the callee is a plain identifier, else NULL
+    callee_expr TEXT NOT NULL,      -- callee as written: 'ftrace_partial_regs', 'fp->entry_handler'
+    callee_member TEXT,             -- field called through, for 'fp->entry_handler' -> 'entry_handler'
+    callee_base_var TEXT,           -- variable the field belongs to, 'fp'
+    callee_base_type TEXT,          -- its declared type when known, 'struct fprobe *'
+    n_args INTEGER NOT NULL,
+    result_use TEXT NOT NULL,       -- 'discarded', 'assigned', 'argument', 'returned', 'condition', 'other'
+    condition TEXT NOT NULL
+);
+CREATE TABLE call_args (
+    call_id INTEGER NOT NULL,
+    position INTEGER NOT NULL,      -- 0-based
+    expr TEXT NOT NULL,             -- argument as written
+    var TEXT,                       -- variable at the root of the argument ('regs' for regs, &regs->x, (void *)regs)
+    var_kind TEXT,                  -- 'param', 'local', 'global' or NULL when unknown/not a variable
+    param_index INTEGER,            -- when var_kind='param': the caller's parameter position
+    address_of INTEGER NOT NULL,    -- 1 when the argument is &... (the callee may write through it)
+    member TEXT,                    -- member path when the argument is var->member..., else NULL
+    inner_call TEXT                 -- callee when the argument is itself a call, e.g. 'bpf_kprobe_multi_pt_regs_ptr'
+);
+CREATE TABLE accesses (
+    id INTEGER PRIMARY KEY,
+    function_id INTEGER,            -- function or macro containing the access (NULL at file scope)
+    file TEXT NOT NULL,
+    line INTEGER NOT NULL,
+    col INTEGER NOT NULL,           -- 1-based column of the member name
+    base_expr TEXT NOT NULL,        -- expression left of the first -> or ., parentheses stripped
+    base_var TEXT,                  -- variable at its root ('regs'; for arch_ftrace_regs(fregs)->... 'fregs')
+    base_var_kind TEXT,             -- 'param', 'local', 'global' or NULL
+    param_index INTEGER,            -- when base_var_kind='param'
+    base_type TEXT,                 -- declared type of base_var when known
+    base_call TEXT,                 -- when the base is a call, its callee ('arch_ftrace_regs')
+    base_cast TEXT,                 -- when the base is a cast, the type cast to
+    via TEXT NOT NULL,              -- operator of the first hop: '->' or '.'
+    member TEXT NOT NULL,           -- member path: 'cs', 'regs[29]', 'regs[*]' (index not constant),
+                                    -- 'regs_intr.regs' (nested)
+    access TEXT NOT NULL,           -- 'read', 'write' (x->f = v), 'readwrite' (x->f |= v, x->f++),
+                                    -- 'address' (&x->f taken: may be written or read through)
+    mask TEXT,                      -- bits involved: the other operand of '&' in a read, of '|=', '&=' in a write
+    condition TEXT NOT NULL
+);
+CREATE TABLE assignments (
+    id INTEGER PRIMARY KEY,
+    function_id INTEGER,            -- NULL at file scope
+    file TEXT NOT NULL,
+    line INTEGER NOT NULL,
+    is_declaration INTEGER NOT NULL, -- 1 for 'T x = e;', 0 for 'x = e;'
+    operator TEXT NOT NULL,         -- '=', '|=', ...
+    lhs_expr TEXT NOT NULL,
+    lhs_var TEXT,                   -- root variable of the left side
+    lhs_var_kind TEXT,              -- 'param', 'local', 'global' or NULL
+    lhs_member TEXT,                -- member path when the left side is var->member, else NULL
+    lhs_deref INTEGER NOT NULL,     -- 1 for '*p = e' / '*(T **)p = e'
+    lhs_type TEXT,                  -- declared type of lhs_var when known
+    rhs_expr TEXT NOT NULL,
+    rhs_kind TEXT NOT NULL,         -- 'call', 'var', 'member', 'address', 'cast', 'container_of',
+                                    -- 'constant', 'other'
+    rhs_callee TEXT,                -- for 'call' (and casts of calls)
+    rhs_var TEXT,                   -- root variable of the right side
+    rhs_var_kind TEXT,
+    rhs_member TEXT,                -- member path read on the right side, or container_of's member
+    cast_type TEXT,                 -- for casts and container_of: the target type
+    condition TEXT NOT NULL
+);
+CREATE TABLE bindings (
+    id INTEGER PRIMARY KEY,
+    function_id INTEGER,            -- NULL for a file-scope initializer
+    file TEXT NOT NULL,
+    line INTEGER NOT NULL,
+    kind TEXT NOT NULL,             -- 'initializer' (.func = f) or 'assignment' (x->fp.entry_handler = f)
+    struct_type TEXT,               -- struct of the object initialised/assigned, 'struct bpf_func_proto'
+    field TEXT NOT NULL,            -- field path inside it, 'func', 'fp.entry_handler'
+    target TEXT NOT NULL,           -- identifier bound (a function name, checked by the link stage)
+    holder TEXT,                    -- variable initialised or base variable assigned
+    condition TEXT NOT NULL
+);
+CREATE TABLE structs (
+    id INTEGER PRIMARY KEY,
+    name TEXT,                      -- tag; NULL for anonymous
+    kind TEXT NOT NULL,             -- 'struct' or 'union'
+    file TEXT NOT NULL,
+    line INTEGER NOT NULL,
+    end_line INTEGER NOT NULL,
+    condition TEXT NOT NULL
+);
+CREATE TABLE struct_members (
+    struct_id INTEGER NOT NULL,
+    position INTEGER NOT NULL,      -- order within the struct, anonymous members flattened in
+    name TEXT,                      -- NULL for an anonymous struct/union that is itself flattened
+    type TEXT NOT NULL,             -- C text
+    array_len TEXT,                 -- '31' for u64 regs[31]; text as written
+    bits TEXT,                      -- bit-field width
+    anon_path TEXT NOT NULL,        -- '' or the anonymous unions/structs it sits in, e.g. 'union/struct'
+    line INTEGER NOT NULL,
+    condition TEXT NOT NULL
+);
+CREATE TABLE typedefs (
+    name TEXT NOT NULL,
+    type TEXT NOT NULL,             -- C text of the underlying type
+    file TEXT NOT NULL,
+    line INTEGER NOT NULL,
+    condition TEXT NOT NULL
+);
+CREATE INDEX functions_name ON functions(name);
+CREATE INDEX functions_file ON functions(file);
+CREATE INDEX params_function ON params(function_id);
+CREATE INDEX variables_function ON variables(function_id);
+CREATE INDEX variables_file ON variables(file);
+CREATE INDEX defines_name ON defines(name);
+CREATE INDEX defines_file ON defines(file);
+CREATE INDEX calls_function ON calls(function_id);
+CREATE INDEX calls_callee ON calls(callee);
+CREATE INDEX calls_file ON calls(file);
+CREATE INDEX call_args_call ON call_args(call_id);
+CREATE INDEX accesses_function ON accesses(function_id);
+CREATE INDEX accesses_file ON accesses(file);
+CREATE INDEX assignments_function ON assignments(function_id);
+CREATE INDEX assignments_file ON assignments(file);
+CREATE INDEX bindings_target ON bindings(target);
+CREATE INDEX bindings_file ON bindings(file);
+CREATE INDEX structs_name ON structs(name);
+CREATE INDEX structs_file ON structs(file);
+CREATE INDEX struct_members_struct ON struct_members(struct_id);
+CREATE INDEX typedefs_file ON typedefs(file);
+CREATE INDEX warnings_path ON warnings(path);
+""",
+]
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+# Tables whose rows belong to one parsed file (column `file`, or through function_id/call_id/struct_id).
+# The index stage deletes them per file before re-inserting, so a reparse never duplicates facts.
+PER_FILE_TABLES = ("functions", "variables", "defines", "calls", "accesses", "assignments", "bindings",
+                   "structs", "typedefs")
+CHILD_TABLES = {"params": ("function_id", "functions"), "call_args": ("call_id", "calls"),
+                "struct_members": ("struct_id", "structs")}
+
+
+def apply_migrations(conn: sqlite3.Connection) -> None:
+    """Bring `conn` to SCHEMA_VERSION; a newer database than this tool knows is refused by the caller."""
+    current = conn.execute("PRAGMA user_version").fetchone()[0]
+    for number, script in enumerate(MIGRATIONS[current:], start=current + 1):
+        conn.executescript(script)
+        conn.execute(f"PRAGMA user_version = {number}")
+
+
+def schema_version(conn: sqlite3.Connection) -> int:
+    return conn.execute("PRAGMA user_version").fetchone()[0]

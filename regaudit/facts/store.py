@@ -1,0 +1,142 @@
+"""Writing the fact database: atomic replacement, per-file fact replacement, id allocation.
+
+`FactStore` opens a *working copy* of the database (a fresh file, or a copy of the existing one)
+next to the target; the caller commits with `publish()`, which fsyncs and renames it over the
+target. A killed run leaves the previous database untouched (at worst a stray `.tmp-*` file, which
+the next run removes). Only this module and `facts.read` issue SQL against fact tables.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import sqlite3
+import tempfile
+from pathlib import Path
+
+import sqlite_utils
+
+from regaudit.errors import BadInput
+from regaudit.facts.schema import (
+    CHILD_TABLES,
+    PER_FILE_TABLES,
+    SCHEMA_VERSION,
+    apply_migrations,
+    schema_version,
+)
+from regaudit.parse.extract import FileFacts
+
+_ID_TABLES = {"functions": "function_id", "calls": "call_id", "structs": "struct_id"}
+_TEMP_PREFIX = ".regaudit-tmp-"
+
+
+def open_existing(path: Path) -> sqlite_utils.Database:
+    """Open a database regaudit wrote, refusing anything else with one line."""
+    if not path.is_file():
+        raise BadInput(f"{path}: no such database")
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        version = schema_version(conn)
+        conn.execute("SELECT count(*) FROM runs").fetchone()
+    except sqlite3.DatabaseError as err:
+        raise BadInput(f"{path}: not a regaudit database ({err})") from err
+    if version > SCHEMA_VERSION:
+        raise BadInput(f"{path}: written by a newer regaudit (schema {version} > {SCHEMA_VERSION})")
+    return sqlite_utils.Database(conn)
+
+
+class FactStore:
+    """A working copy of the fact database, published atomically."""
+
+    def __init__(self, target: Path) -> None:
+        self.target = target
+        target.parent.mkdir(parents=True, exist_ok=True)
+        for stray in target.parent.glob(f"{_TEMP_PREFIX}{target.name}.*"):
+            stray.unlink(missing_ok=True)  # left by a killed run
+        fd, name = tempfile.mkstemp(prefix=f"{_TEMP_PREFIX}{target.name}.", dir=target.parent)
+        os.close(fd)
+        self.path = Path(name)
+        if target.exists():
+            _check_readable(target)
+            shutil.copyfile(target, self.path)
+        self.conn = sqlite3.connect(self.path, isolation_level=None)
+        # The working copy is disposable until published, so durability is bought once, at publish.
+        self.conn.execute("PRAGMA journal_mode = OFF")
+        self.conn.execute("PRAGMA synchronous = OFF")
+        self.db = sqlite_utils.Database(self.conn)
+        if schema_version(self.conn) > SCHEMA_VERSION:
+            raise BadInput(f"{target}: written by a newer regaudit")
+        apply_migrations(self.conn)
+        self.conn.execute("BEGIN")
+        self._next_id = {table: self._max_id(table) + 1 for table in _ID_TABLES}
+
+    def _max_id(self, table: str) -> int:
+        return self.conn.execute(f"SELECT coalesce(max(id), -1) FROM {table}").fetchone()[0]
+
+    def forget_file(self, path: str) -> None:
+        """Delete every fact of `path` (before re-inserting it, or when it left the tree)."""
+        for child, (column, parent) in CHILD_TABLES.items():
+            self.conn.execute(f"DELETE FROM {child} WHERE {column} IN (SELECT id FROM {parent} WHERE file = ?)",
+                              (path,))
+        for table in PER_FILE_TABLES:
+            self.conn.execute(f"DELETE FROM {table} WHERE file = ?", (path,))
+        self.conn.execute("DELETE FROM files WHERE path = ?", (path,))
+        self.conn.execute("DELETE FROM warnings WHERE path = ?", (path,))
+
+    def add_file(self, facts: FileFacts, sha256: str, size: int, arch: str) -> None:
+        self.forget_file(facts.path)
+        offsets = {table: self._next_id[table] for table in _ID_TABLES}
+        for table in _ID_TABLES:
+            self._next_id[table] += len(getattr(facts, table))
+        ref_offsets = {column: offsets[table] for table, column in _ID_TABLES.items()}
+        for table in (*_ID_TABLES, "params", "variables", "defines", "call_args", "accesses", "assignments",
+                      "bindings", "struct_members", "typedefs", "warnings"):
+            rows = getattr(facts, table)
+            if not rows:
+                continue
+            if table in _ID_TABLES:
+                for row in rows:
+                    row["id"] += offsets[table]
+            for row in rows:
+                for column, offset in ref_offsets.items():
+                    if row.get(column) is not None:
+                        row[column] += offset
+            self.db[table].insert_all(rows, batch_size=2000)
+        self.db["files"].insert({"path": facts.path, "sha256": sha256, "size": size, "arch": arch,
+                                 "parse_errors": facts.parse_errors, "rewrites": facts.rewrites})
+
+    def add_warning(self, path: str, kind: str, message: str) -> None:
+        self.conn.execute("INSERT INTO warnings (path, kind, message) VALUES (?, ?, ?)", (path, kind, message))
+
+    def publish(self) -> None:
+        """Commit, make the working copy durable, and rename it over the target."""
+        self.conn.execute("COMMIT")
+        self.conn.execute("PRAGMA journal_mode = DELETE")
+        self.conn.close()
+        with open(self.path, "rb+") as handle:
+            os.fsync(handle.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(self.path, 0o666 & ~umask)  # mkstemp made it private; a database is an ordinary file
+        os.replace(self.path, self.target)
+        with contextlib.suppress(OSError):
+            dir_fd = os.open(self.target.parent, os.O_RDONLY)
+            os.fsync(dir_fd)
+            os.close(dir_fd)
+
+    def discard(self) -> None:
+        with contextlib.suppress(sqlite3.Error):
+            self.conn.close()
+        self.path.unlink(missing_ok=True)
+
+
+def _check_readable(path: Path) -> None:
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        conn.close()
+    except sqlite3.DatabaseError as err:
+        raise BadInput(f"{path}: exists but is not a SQLite database ({err}); refusing to overwrite it") from err
+    if tables and "runs" not in tables:
+        raise BadInput(f"{path}: is a SQLite database regaudit did not write; refusing to overwrite it")

@@ -1,0 +1,64 @@
+"""The one place that imports tree_sitter: the C language, a parser, and queries loaded by name.
+
+tree-sitter's Python API moved between 0.22, 0.25 and 0.26 (Query construction, QueryCursor and
+the shape `captures` returns); pinning it here keeps that churn to one file. Targets 0.25/0.26:
+`Query(language, source)` and `QueryCursor(query).captures(node) -> dict[str, list[Node]]`.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+import tree_sitter
+import tree_sitter_c
+
+from regaudit.resources import data_dir
+
+Node = tree_sitter.Node
+Tree = tree_sitter.Tree
+
+QUERY_NAMES = ("definitions", "expressions")
+
+
+@cache
+def c_language() -> tree_sitter.Language:
+    return tree_sitter.Language(tree_sitter_c.language())
+
+
+@cache
+def _parser() -> tree_sitter.Parser:
+    return tree_sitter.Parser(c_language())
+
+
+def parse(text: bytes) -> Tree:
+    return _parser().parse(text)
+
+
+@cache
+def query(name: str) -> tree_sitter.Query:
+    """Compile queries/<name>.scm once per process."""
+    if name not in QUERY_NAMES:
+        raise KeyError(f"unknown query {name!r}")
+    source = (data_dir("queries") / f"{name}.scm").read_text()
+    return tree_sitter.Query(c_language(), source)
+
+
+def captures(name: str, node: Node) -> dict[str, list[Node]]:
+    """Captures of query `name` under `node`, by capture name, each list in document order."""
+    found = tree_sitter.QueryCursor(query(name)).captures(node)
+    return {capture: sorted(nodes, key=lambda n: n.start_byte) for capture, nodes in found.items()}
+
+
+def count_errors(root: Node) -> int:
+    """ERROR and MISSING nodes: where the grammar could not see through kernel macros."""
+    if not root.has_error:
+        return 0
+    count = 0
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if node.is_error or node.is_missing:
+            count += 1
+        if node.has_error:
+            stack.extend(node.children)
+    return count

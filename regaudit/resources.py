@@ -1,0 +1,34 @@
+"""Locates the data directories (queries/, rules/, reports/) in a wheel or in a checkout.
+
+In a wheel they are shipped under `regaudit/_data/` (see pyproject's force-include); in a checkout or
+an editable install they sit at the repository's top level. Nothing else in the package hard-codes
+these paths.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from functools import cache
+from pathlib import Path
+
+_PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+@cache
+def data_dir(name: str) -> Path:
+    """Return the directory `name` (queries, rules or reports), packaged copy first."""
+    for candidate in (_PACKAGE_DIR / "_data" / name, _PACKAGE_DIR.parent / name):
+        if candidate.is_dir():
+            return candidate
+    raise FileNotFoundError(f"regaudit data directory {name!r} is missing from this installation")
+
+
+def content_hash(*dirs: str) -> str:
+    """A short hash of every file below the named data directories: changes when any rule or query does."""
+    digest = hashlib.sha256()
+    for name in dirs:
+        root = data_dir(name)
+        for path in sorted(p for p in root.rglob("*") if p.is_file()):
+            digest.update(str(path.relative_to(root)).encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]

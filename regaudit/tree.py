@@ -1,0 +1,115 @@
+"""A Linux source tree: validation, kernel version, and discovery of the C files worth considering.
+
+Owns what "a kernel tree" means to regaudit. It reads directories and the top Makefile only; it does
+not read C files (the prefilter does) and never writes into the tree.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from regaudit.errors import BadInput
+
+# Top-level directories that are not built into the kernel image or modules: user-space tools,
+# build scripts and docs. Their C never runs with a kernel pt_regs.
+EXCLUDED_TOP_DIRS = frozenset({"tools", "scripts", "Documentation", "LICENSES", "usr", ".git"})
+
+_MAKEFILE_VAR = re.compile(r"^(VERSION|PATCHLEVEL|SUBLEVEL|EXTRAVERSION)\s*=\s*(\S*)\s*$", re.M)
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """A .c/.h file as the directory walk saw it (no content read)."""
+
+    path: str  # tree-relative, '/'-separated
+    size: int
+    mtime_ns: int
+
+
+@dataclass(frozen=True)
+class KernelTree:
+    root: Path
+    version: str  # '7.3.4'
+
+    @property
+    def series(self) -> str:
+        """'7.3' for 7.3.4: the granularity rule data is verified at."""
+        return ".".join(self.version.split(".")[:2])
+
+
+def open_tree(path: str | os.PathLike[str]) -> KernelTree:
+    """Validate `path` as a kernel tree and read its version; BadInput with one line otherwise."""
+    root = Path(path).expanduser()
+    if not root.is_dir():
+        raise BadInput(f"{root}: not a directory")
+    root = root.resolve()
+    makefile = root / "Makefile"
+    missing = [name for name in ("arch", "include/linux") if not (root / name).is_dir()]
+    if not makefile.is_file() or missing:
+        what = "Makefile" if not makefile.is_file() else ", ".join(f"{m}/" for m in missing)
+        raise BadInput(f"{root}: not a Linux kernel tree (no {what})")
+    return KernelTree(root=root, version=read_version(makefile))
+
+
+def read_version(makefile: Path) -> str:
+    try:
+        head = makefile.read_text(encoding="utf-8", errors="replace")[:4096]
+    except OSError as err:
+        raise BadInput(f"{makefile}: cannot read ({err.strerror})") from err
+    values = dict(_MAKEFILE_VAR.findall(head))
+    if "VERSION" not in values or "PATCHLEVEL" not in values:
+        raise BadInput(f"{makefile}: not a Linux kernel tree (no VERSION/PATCHLEVEL in the top Makefile)")
+    version = f"{values['VERSION']}.{values['PATCHLEVEL']}"
+    if values.get("SUBLEVEL"):
+        version += f".{values['SUBLEVEL']}"
+    return version + values.get("EXTRAVERSION", "")
+
+
+def arch_of(path: str) -> str:
+    """'x86' for arch/x86/..., 'generic' for everything else."""
+    parts = path.split("/", 2)
+    return parts[1] if len(parts) > 2 and parts[0] == "arch" else "generic"
+
+
+def walk_sources(tree: KernelTree) -> tuple[list[SourceFile], list[str]]:
+    """Every .c/.h file of the tree outside EXCLUDED_TOP_DIRS, sorted by path, and the symlinks seen.
+
+    Symlinks are never followed (a symlink loop cannot hang the walk, and a link out of the tree is
+    not read): symlinked .c/.h files are returned separately so the index can warn about them.
+    Unreadable directories are skipped silently: the files in them cannot be listed.
+    """
+    found: list[SourceFile] = []
+    links: list[str] = []
+    prefix = len(str(tree.root)) + 1
+    stack = [entry.path for entry in _scandir(str(tree.root))
+             if entry.is_dir(follow_symlinks=False) and entry.name not in EXCLUDED_TOP_DIRS]
+    while stack:
+        for entry in _scandir(stack.pop()):
+            if entry.is_dir(follow_symlinks=False):
+                stack.append(entry.path)
+            elif entry.name.endswith((".c", ".h")):
+                if entry.is_symlink():
+                    links.append(entry.path[prefix:])
+                elif entry.is_file(follow_symlinks=False):
+                    _add(found, entry.path, prefix)
+    found.sort(key=lambda source: source.path)
+    return found, sorted(links)
+
+
+def _scandir(path: str) -> list[os.DirEntry[str]]:
+    try:
+        with os.scandir(path) as entries:
+            return list(entries)
+    except OSError:
+        return []
+
+
+def _add(found: list[SourceFile], path: str, prefix: int) -> None:
+    try:
+        stat = os.stat(path, follow_symlinks=False)
+    except OSError:
+        return
+    found.append(SourceFile(path[prefix:].replace(os.sep, "/"), stat.st_size, stat.st_mtime_ns))

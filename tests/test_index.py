@@ -1,0 +1,175 @@
+"""The index stage on small trees: validation, prefilter fixpoint, incremental reuse, bad files,
+atomic publication. Real-tree acceptance is in test_index_real.py."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from fake_tree import make_tree
+
+import regaudit.index as index_module
+from regaudit.cli import main
+from regaudit.errors import BadInput
+from regaudit.index import index_tree
+
+HEADER = """\
+struct pt_regs { unsigned long ip; unsigned long cs; };
+struct perf_regs { unsigned long abi; struct pt_regs *regs; };
+struct perf_sample_data { int type; struct perf_regs regs_intr; };
+"""
+# Mentions neither pt_regs nor ftrace_regs: selected only through the token perf_sample_data.
+CONSUMER = """\
+unsigned long sample_ip(struct perf_sample_data *data)
+{
+	return data->regs_intr.regs->ip;
+}
+"""
+UNRELATED = "int unrelated(int x) { return x + 1; }\n"
+
+
+def tree_with(tmp_path: Path, extra: dict[str, str | bytes] | None = None) -> Path:
+    files: dict[str, str | bytes] = {"include/linux/perf_event.h": HEADER, "kernel/events/consumer.c": CONSUMER,
+                                     "drivers/misc/unrelated.c": UNRELATED}
+    return make_tree(tmp_path / "linux", files | (extra or {}))
+
+
+def rows(db: Path, sql: str) -> list[tuple]:
+    conn = sqlite3.connect(db)
+    try:
+        return conn.execute(sql).fetchall()
+    finally:
+        conn.close()
+
+
+def test_prefilter_follows_struct_members_to_a_fixpoint(tmp_path: Path) -> None:
+    tree = tree_with(tmp_path)
+    result = index_tree(tree, tmp_path / "facts.db", workers=1)
+    selected = dict(rows(result.db, "SELECT path, reason FROM sources WHERE selected = 1"))
+    assert selected == {"include/linux/perf_event.h": "pt_regs",
+                        "kernel/events/consumer.c": "struct perf_sample_data"}
+    tokens = dict(rows(result.db, "SELECT token, origin FROM prefilter_tokens"))
+    assert tokens["struct perf_regs"] == "struct member" and tokens["struct perf_sample_data"] == "struct member"
+    assert rows(result.db, "SELECT member, access FROM accesses WHERE file = 'kernel/events/consumer.c'") == \
+        [("regs_intr.regs->ip", "read")]
+
+
+def test_all_mode_parses_every_file(tmp_path: Path) -> None:
+    result = index_tree(tree_with(tmp_path), tmp_path / "facts.db", prefilter="all", workers=1)
+    assert rows(result.db, "SELECT count(*) FROM files") == [(3,)]
+
+
+def test_second_run_reparses_nothing_and_one_edit_reparses_one_file(tmp_path: Path) -> None:
+    tree = tree_with(tmp_path)
+    db = tmp_path / "facts.db"
+    first = index_tree(tree, db, workers=1)
+    assert first.files_parsed == 2
+    second = index_tree(tree, db, workers=1)
+    assert second.unchanged and second.files_parsed == 0
+    consumer = tree / "kernel/events/consumer.c"
+    consumer.write_text(CONSUMER.replace("->ip", "->cs"))
+    third = index_tree(tree, db, workers=1)
+    assert (third.files_parsed, third.files_reused) == (1, 1)
+    assert rows(db, "SELECT member FROM accesses WHERE file = 'kernel/events/consumer.c'") == [("regs_intr.regs->cs",)]
+    assert rows(db, "SELECT count(*) FROM functions WHERE name = 'sample_ip'") == [(1,)], "no duplicated facts"
+    assert [r[0] for r in rows(db, "SELECT stage FROM runs")] == ["index"] * 3
+
+
+def test_a_file_that_leaves_the_tree_leaves_the_database(tmp_path: Path) -> None:
+    tree = tree_with(tmp_path)
+    db = tmp_path / "facts.db"
+    index_tree(tree, db, workers=1)
+    (tree / "kernel/events/consumer.c").unlink()
+    result = index_tree(tree, db, workers=1)
+    assert result.files_removed == 1
+    assert rows(db, "SELECT count(*) FROM functions WHERE file = 'kernel/events/consumer.c'") == [(0,)]
+
+
+@pytest.mark.parametrize("layout", ["no Makefile", "no arch", "no include/linux", "no version"])
+def test_a_path_that_is_not_a_kernel_tree_is_one_line_and_exit_2(tmp_path: Path, layout: str) -> None:
+    tree = make_tree(tmp_path / "linux", {})
+    if layout == "no Makefile":
+        (tree / "Makefile").unlink()
+    elif layout == "no arch":
+        (tree / "arch" / "x86" / "include" / "asm").rmdir()
+        (tree / "arch" / "x86" / "include").rmdir()
+        (tree / "arch" / "x86").rmdir()
+        (tree / "arch").rmdir()
+    elif layout == "no include/linux":
+        (tree / "include" / "linux").rmdir()
+    else:
+        (tree / "Makefile").write_text("all:\n\techo hi\n")
+    with pytest.raises(BadInput):
+        index_tree(tree, tmp_path / "facts.db", workers=1)
+    result = CliRunner().invoke(main, ["index", str(tree), "--db", str(tmp_path / "facts.db")])
+    assert result.exit_code == 2
+    assert result.output.count("\n") == 1 and result.output.startswith("regaudit: error: ")
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "facts.db").exists()
+
+
+def test_bad_files_become_warning_rows_and_the_run_goes_on(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tree = tree_with(tmp_path, {
+        "kernel/binary.c": b"\x7fELF\x00\x00 struct pt_regs",
+        "kernel/latin1.c": "int f(struct pt_regs *r) { return r->ip; } /* caf\xe9 */".encode("latin-1"),
+        "kernel/empty.c": "",
+        "kernel/secret.c": "int g(struct pt_regs *r) { return r->cs; }\n",
+    })
+    os.symlink("loop.c", tree / "kernel" / "loop.c")  # a link to itself: a loop if followed
+    os.symlink("..", tree / "kernel" / "up")  # a directory loop
+    real_open = open
+
+    def unreadable_secret(path: str, *args: object, **kwargs: object):
+        if str(path).endswith("secret.c"):
+            raise PermissionError(13, "Permission denied", path)
+        return real_open(path, *args, **kwargs)
+
+    # Root reads any file regardless of mode bits, so the permission failure is injected; the pool
+    # forks after the patch, so the workers see it.
+    monkeypatch.setattr(index_module, "open", unreadable_secret, raising=False)
+    result = index_tree(tree, tmp_path / "facts.db", workers=2)
+    warnings = dict(rows(result.db, "SELECT path, kind FROM warnings"))
+    assert warnings == {"kernel/binary.c": "binary", "kernel/latin1.c": "encoding", "kernel/secret.c": "unreadable",
+                        "kernel/loop.c": "symlink"}
+    assert rows(result.db, "SELECT member FROM accesses WHERE file = 'kernel/latin1.c'") == [("ip",)]
+    assert rows(result.db, "SELECT count(*) FROM files WHERE path = 'kernel/events/consumer.c'") == [(1,)]
+
+
+def test_an_existing_non_regaudit_file_is_never_overwritten(tmp_path: Path) -> None:
+    db = tmp_path / "precious.db"
+    db.write_text("my notes, not a database\n")
+    result = CliRunner().invoke(main, ["index", str(tree_with(tmp_path)), "--db", str(db)])
+    assert result.exit_code == 2 and "not a regaudit database" in result.output
+    assert db.read_text() == "my notes, not a database\n"
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_a_killed_run_leaves_the_previous_database_usable(tmp_path: Path) -> None:
+    tree = tree_with(tmp_path, {f"kernel/gen{i}.c": f"int f{i}(struct pt_regs *r) {{ return r->ip + {i}; }}\n" * 300
+                                for i in range(300)})
+    db = tmp_path / "facts.db"
+    index_tree(make_tree(tmp_path / "small", {"kernel/a.c": "int a(struct pt_regs *r) { return r->cs; }\n"}), db,
+               workers=1)
+    before = sha256(db)
+    process = subprocess.Popen([sys.executable, "-m", "regaudit", "index", str(tree), "--db", str(db)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        process.wait(timeout=1.5)
+        pytest.fail("the index finished before it could be killed; make the tree larger")
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, 9)
+        process.wait()
+    assert sha256(db) == before
+    assert rows(db, "PRAGMA integrity_check") == [("ok",)]
+    assert rows(db, "SELECT count(*) FROM functions WHERE name = 'a'") == [(1,)]
+    index_tree(tree, db, workers=2)  # the next run cleans up after the killed one
+    assert not list(tmp_path.glob(".regaudit-tmp-*"))
