@@ -9,6 +9,7 @@ the next run removes). Only this module and `facts.read` issue SQL against fact 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import shutil
 import sqlite3
@@ -52,6 +53,10 @@ class FactStore:
     def __init__(self, target: Path) -> None:
         self.target = target
         target.parent.mkdir(parents=True, exist_ok=True)
+        # One writer per database: a second run waits, so it neither removes the first run's
+        # working copy as a stray nor publishes over it.
+        self._lock = open(target.parent / f".regaudit-lock-{target.name}", "w")  # noqa: SIM115 - held until publish
+        fcntl.flock(self._lock, fcntl.LOCK_EX)
         for stray in target.parent.glob(f"{_TEMP_PREFIX}{target.name}.*"):
             stray.unlink(missing_ok=True)  # left by a killed run
         fd, name = tempfile.mkstemp(prefix=f"{_TEMP_PREFIX}{target.name}.", dir=target.parent)
@@ -120,6 +125,7 @@ class FactStore:
         os.umask(umask)
         os.chmod(self.path, 0o666 & ~umask)  # mkstemp made it private; a database is an ordinary file
         os.replace(self.path, self.target)
+        self._lock.close()
         with contextlib.suppress(OSError):
             dir_fd = os.open(self.target.parent, os.O_RDONLY)
             os.fsync(dir_fd)
@@ -129,6 +135,7 @@ class FactStore:
         with contextlib.suppress(sqlite3.Error):
             self.conn.close()
         self.path.unlink(missing_ok=True)
+        self._lock.close()
 
 
 def _check_readable(path: Path) -> None:
