@@ -92,6 +92,29 @@ def index(tree: str, db_path: Path | None, prefilter: str, jobs: int | None) -> 
     console.index_summary(result, table_counts(result.db))
 
 
+@main.command()
+@tree_argument
+@click.option("--arch", "arches", metavar="A[,B]", help="Arches to link [default: every arch with rules/frames].")
+@db_option
+@_handle_errors
+def link(tree: str, arches: str | None, db_path: Path | None) -> None:
+    """Resolve calls per architecture (direct, macro, __weak override, function pointer) into `edges`."""
+    from regaudit.flow.link import link_database
+
+    console = Console()
+    db = indexed(tree, db_path, console).db
+    result = link_database(db, tree, split_arches(arches))
+    for arch in result.arches:
+        click.echo(f"{arch.arch}: {arch.resolved_calls} of {arch.calls} calls resolved, {arch.edges} edges "
+                   f"({arch.seconds:.1f} s)")
+    click.echo(f"link: {len(result.arches)} arch(es) in {result.seconds:.1f} s into {result.db}")
+
+
+def split_arches(arches: str | None) -> list[str] | None:
+    """'x86, arm64' -> ['x86', 'arm64']; None keeps each command's default."""
+    return [a.strip() for a in arches.split(",") if a.strip()] if arches else None
+
+
 @main.group()
 def rules() -> None:
     """Inspect the rule data under rules/."""
@@ -130,7 +153,7 @@ def frames(tree: str, arches: str | None, output: str, db_path: Path | None) -> 
 
     console = Console()
     db = indexed(tree, db_path, console).db
-    models = build_frame_models(tree, db, [a.strip() for a in arches.split(",") if a.strip()] if arches else None)
+    models = build_frame_models(tree, db, split_arches(arches))
     if output == "json":
         click.echo(frames_json(models))
     elif console.rich.is_terminal:

@@ -77,8 +77,7 @@ def index_tree(tree_path: str | os.PathLike[str], db_path: Path, *, prefilter: s
         result.seconds = time.monotonic() - started
         return result
     reusable = previous.reusable(tree, query_hash) if previous else {}
-    store = FactStore(db_path)
-    try:
+    with FactStore(db_path) as store:
         with _pool(tree, workers) as pool:
             selection = _Selection(tree, sources, store, pool, reusable, result, progress)
             tokens = selection.run(prefilter)
@@ -91,11 +90,8 @@ def index_tree(tree_path: str | os.PathLike[str], db_path: Path, *, prefilter: s
             result.warnings.append((path, "symlink", "symbolic link not followed"))
         result.files_warned = len(result.warnings)
         read.replace_sources(store.conn, sources, selection.selected, tokens)
+        store.invalidate_derived()
         store.db["runs"].insert(_run_row(tree, started_at, result, query_hash, prefilter, len(tokens)))
-        store.publish()
-    except BaseException:
-        store.discard()
-        raise
     result.seconds = time.monotonic() - started
     return result
 

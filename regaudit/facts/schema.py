@@ -228,6 +228,32 @@ CREATE INDEX struct_members_struct ON struct_members(struct_id);
 CREATE INDEX typedefs_file ON typedefs(file);
 CREATE INDEX warnings_path ON warnings(path);
 """,
+    # 2: the link stage's per-architecture call resolution.
+    """
+CREATE TABLE edges (
+    arch TEXT NOT NULL,             -- architecture whose program this edge belongs to: 'x86', 'arm64', ...
+    call_id INTEGER NOT NULL,       -- calls.id of the call site
+    caller_id INTEGER,              -- calls.function_id: the calling function (NULL at file scope)
+    callee_id INTEGER NOT NULL,     -- functions.id of a definition the call reaches on this arch
+    kind TEXT NOT NULL,             -- 'direct' (a function), 'macro' (a function-like macro), 'weak' (a __weak
+                                    -- definition no strong one replaces), 'pointer' (through a field bound to it)
+    condition TEXT NOT NULL         -- guards the arch's build leaves open, joined with &&: the call's, the
+                                    -- callee's and (for 'pointer') the binding's; '' when the edge always exists
+);
+-- A call with no edge for an arch calls nothing visible to it (an external symbol, asm, a function
+-- pointer no binding names) or is compiled out there. Several edges for one call are alternatives
+-- (one per #if arm left open, or every function bound to a field).
+CREATE TABLE link_arches (
+    arch TEXT PRIMARY KEY,          -- an architecture the link stage resolved
+    run_id INTEGER NOT NULL,        -- runs.id of the link run that wrote its edges
+    calls INTEGER NOT NULL,         -- call sites visible to the arch (in its program, guard not false)
+    resolved_calls INTEGER NOT NULL, -- of those, calls with at least one edge
+    edges INTEGER NOT NULL          -- rows in `edges` for the arch
+);
+CREATE INDEX edges_call ON edges(arch, call_id);
+CREATE INDEX edges_caller ON edges(arch, caller_id);
+CREATE INDEX edges_callee ON edges(arch, callee_id);
+""",
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -236,6 +262,8 @@ SCHEMA_VERSION = len(MIGRATIONS)
 # The index stage deletes them per file before re-inserting, so a reparse never duplicates facts.
 PER_FILE_TABLES = ("functions", "variables", "defines", "calls", "accesses", "assignments", "bindings",
                    "structs", "typedefs")
+# Tables later stages derive from the facts; the index stage empties them whenever a fact changes.
+DERIVED_TABLES = ("edges", "link_arches")
 CHILD_TABLES = {"params": ("function_id", "functions"), "call_args": ("call_id", "calls"),
                 "struct_members": ("struct_id", "structs")}
 

@@ -171,9 +171,13 @@ class _FileExtractor:
             position += 1
 
     def _head_attributes(self, node: Node, declarator: Node) -> tuple[bool, bool]:
-        """inline/weak from attribute macros blanked between the definition's start and its name."""
+        """inline/weak from attribute macros blanked in the definition's head.
+
+        The head starts after the previous sibling, not at the node: a blanked leading `__weak`
+        is whitespace to the grammar, so the definition node begins after it."""
         inline = weak = False
-        first = bisect.bisect_left(self.attribute_starts, node.start_byte)
+        previous = node.prev_sibling
+        first = bisect.bisect_left(self.attribute_starts, previous.end_byte if previous is not None else 0)
         for start, _end, name in self.prepared.attributes[first:]:
             if start >= declarator.start_byte:
                 break

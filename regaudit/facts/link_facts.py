@@ -1,0 +1,216 @@
+"""Every SQL statement of the link stage: the facts it resolves and the `edges` it writes.
+
+Owns bulk reads of definitions (functions and function-like macros with their file's arch), call
+sites (by name and through a function-pointer field), the names each function declares (parameters
+and locals, which shadow global definitions), field bindings, and the replacement of one arch's
+edges plus the `runs` / `link_arches` rows of a link run. Each read returns the whole table as small
+records in one query, so the linker resolves with dicts instead of one query per call. It decides
+nothing about which definition an architecture uses (that is `regaudit.flow.link`).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class DefinitionRow:
+    """A function or function-like macro (kind 'macro') a call may resolve to."""
+
+    id: int
+    name: str
+    kind: str
+    file: str
+    storage: str  # 'static', 'extern' or 'macro'
+    weak: bool
+    condition: str
+
+
+@dataclass(frozen=True)
+class DirectCall:
+    """`name(...)`: a call whose callee is a plain identifier."""
+
+    id: int
+    function_id: int | None
+    file: str
+    callee: str
+    condition: str
+
+
+@dataclass(frozen=True)
+class FieldCall:
+    """`base->a.b(...)`: a call through a function-pointer member."""
+
+    id: int
+    function_id: int | None
+    file: str
+    member: str  # the member path called, 'entry_handler' or 'ops.func'
+    base_type: str | None  # declared type of the base variable when the index knows it
+    condition: str
+
+
+@dataclass(frozen=True)
+class Binding:
+    """A function name stored into a struct field: `.func = f` or `x->fp.entry_handler = f`."""
+
+    file: str
+    line: int
+    struct_type: str | None
+    field: str
+    target: str
+    condition: str
+
+
+@dataclass(frozen=True)
+class Edge:
+    arch: str
+    call_id: int
+    caller_id: int | None
+    callee_id: int
+    kind: str  # 'direct', 'macro', 'weak' or 'pointer'
+    condition: str
+
+
+@dataclass(frozen=True)
+class EdgeView:
+    """An edge as a reader checks it: who calls whom, where."""
+
+    arch: str
+    caller: str  # '' for a call at file scope
+    call_file: str
+    call_line: int
+    callee: str
+    callee_file: str
+    callee_line: int
+    kind: str
+    condition: str
+
+
+@dataclass(frozen=True)
+class IndexRun:
+    """The index run whose facts a link run resolves."""
+
+    tree_path: str
+    kernel_version: str
+    query_hash: str
+    prefilter: str
+
+
+def definitions(conn: sqlite3.Connection) -> list[DefinitionRow]:
+    rows = conn.execute("SELECT id, name, kind, file, storage, weak, condition FROM functions ORDER BY id")
+    return [DefinitionRow(i, name, kind, file, storage, bool(weak), cond) for i, name, kind, file, storage, weak, cond
+            in rows]
+
+
+def direct_calls(conn: sqlite3.Connection) -> list[DirectCall]:
+    rows = conn.execute("SELECT id, function_id, file, callee, condition FROM calls WHERE callee IS NOT NULL")
+    return [DirectCall(*row) for row in rows]
+
+
+def field_calls(conn: sqlite3.Connection) -> list[FieldCall]:
+    rows = conn.execute(
+        "SELECT id, function_id, file, callee_member, callee_base_type, condition FROM calls "
+        "WHERE callee IS NULL AND callee_member IS NOT NULL"
+    )
+    return [FieldCall(*row) for row in rows]
+
+
+def bindings(conn: sqlite3.Connection) -> list[Binding]:
+    rows = conn.execute("SELECT file, line, struct_type, field, target, condition FROM bindings")
+    return [Binding(*row) for row in rows]
+
+
+def typedef_types(conn: sqlite3.Connection) -> dict[str, str]:
+    """Typedef name → C text of its type ('struct _kdbtab'; 'struct' for an anonymous struct), first one wins."""
+    types: dict[str, str] = {}
+    for name, type_text in conn.execute("SELECT name, type FROM typedefs ORDER BY file, line"):
+        types.setdefault(name, type_text)
+    return types
+
+
+def member_types(conn: sqlite3.Connection) -> dict[tuple[str, str], str]:
+    """(struct tag, member name) → the member's C type, for named structs; the first definition wins."""
+    rows = conn.execute(
+        "SELECT s.name, m.name, m.type FROM struct_members m JOIN structs s ON s.id = m.struct_id "
+        "WHERE s.name IS NOT NULL AND m.name IS NOT NULL ORDER BY s.file, s.line, m.position"
+    )
+    types: dict[tuple[str, str], str] = {}
+    for struct, member, type_text in rows:
+        types.setdefault((struct, member), type_text)
+    return types
+
+
+def local_names(conn: sqlite3.Connection) -> set[tuple[int, str]]:
+    """(function_id, name) of every parameter and local variable: a call of such a name is a pointer call."""
+    rows = conn.execute(
+        "SELECT function_id, name FROM params WHERE name IS NOT NULL "
+        "UNION SELECT function_id, name FROM variables WHERE function_id IS NOT NULL"
+    )
+    return set(rows)
+
+
+def latest_index_run(conn: sqlite3.Connection) -> IndexRun | None:
+    row = conn.execute(
+        "SELECT tree_path, kernel_version, query_hash, prefilter FROM runs "
+        "WHERE stage = 'index' AND finished IS NOT NULL ORDER BY id DESC LIMIT 1"
+    ).fetchone()
+    return IndexRun(*row) if row else None
+
+
+def start_link_run(conn: sqlite3.Connection, index: IndexRun, tool_version: str, started: str) -> int:
+    """Insert the link run's `runs` row (the index's tree, version and query hash: the facts it linked)."""
+    cursor = conn.execute(
+        "INSERT INTO runs (stage, tool_version, tree_path, kernel_version, started, query_hash, prefilter) "
+        "VALUES ('link', ?, ?, ?, ?, ?, ?)",
+        (tool_version, index.tree_path, index.kernel_version, started, index.query_hash, index.prefilter),
+    )
+    return int(cursor.lastrowid or 0)
+
+
+def finish_link_run(conn: sqlite3.Connection, run_id: int, finished: str) -> None:
+    conn.execute("UPDATE runs SET finished = ? WHERE id = ?", (finished, run_id))
+
+
+def replace_edges(
+    conn: sqlite3.Connection, run_id: int, arch: str, edges: Iterable[Edge], calls: int
+) -> tuple[int, int]:
+    """Replace every edge of `arch` by `edges` and record the arch's summary; returns (resolved calls, edges)."""
+    conn.execute("DELETE FROM edges WHERE arch = ?", (arch,))
+    conn.execute("DELETE FROM link_arches WHERE arch = ?", (arch,))
+    conn.executemany(
+        "INSERT INTO edges (arch, call_id, caller_id, callee_id, kind, condition) VALUES (?, ?, ?, ?, ?, ?)",
+        ((e.arch, e.call_id, e.caller_id, e.callee_id, e.kind, e.condition) for e in edges),
+    )
+    count = conn.execute("SELECT count(*) FROM edges WHERE arch = ?", (arch,)).fetchone()[0]
+    resolved = conn.execute("SELECT count(DISTINCT call_id) FROM edges WHERE arch = ?", (arch,)).fetchone()[0]
+    conn.execute(
+        "INSERT INTO link_arches (arch, run_id, calls, resolved_calls, edges) VALUES (?, ?, ?, ?, ?)",
+        (arch, run_id, calls, resolved, count),
+    )
+    return int(resolved), int(count)
+
+
+def edges_of(conn: sqlite3.Connection, arch: str) -> list[EdgeView]:
+    """Every edge of `arch` with the names and places a reader checks it by, in call order."""
+    rows = conn.execute(
+        "SELECT e.arch, coalesce(caller.name, ''), c.file, c.line, callee.name, callee.file, callee.line, e.kind, "
+        "e.condition FROM edges e JOIN calls c ON c.id = e.call_id JOIN functions callee ON callee.id = e.callee_id "
+        "LEFT JOIN functions caller ON caller.id = e.caller_id WHERE e.arch = ? "
+        "ORDER BY c.file, c.line, c.col, callee.file, callee.line",
+        (arch,),
+    )
+    return [EdgeView(*row) for row in rows]
+
+
+def current_links(conn: sqlite3.Connection) -> list[str]:
+    """Arches whose edges are newer than the facts: linked after the last index run that changed any file.
+
+    The index stage renumbers the calls of a file it re-parses, so edges linked before it are stale.
+    """
+    rows = conn.execute(
+        "SELECT arch FROM link_arches WHERE run_id > (SELECT coalesce(max(id), 0) FROM runs "
+        "WHERE stage = 'index' AND (files_parsed > 0 OR files_removed > 0)) ORDER BY arch"
+    )
+    return [arch for (arch,) in rows]

@@ -1,0 +1,344 @@
+"""The link stage: per-architecture call resolution, fact database → `edges` (entry point `link_database`).
+
+Owns what each architecture's program is (generic code, its own arch/<A>/ directory, and the
+include/asm-generic/ headers it does not override), the order in which a call's candidate
+definitions win (static or macro in the caller's file, then the arch's strong definition, then the
+generic strong one, then a __weak one), and the resolution of calls through function-pointer fields
+to the functions bound to those fields. `#if` guards are evaluated by `regaudit.arch.config.BuildConfig`;
+guards it leaves open stay on the edge as its condition. All SQL is in `regaudit.facts.link_facts`;
+this module does not interpret what a callee does.
+
+Approximations, each erring towards an extra edge rather than a missed one: a definition in a
+header (static inline or macro) is visible to every file of the program, as if included; a macro
+and a function of the same name are ranked alike (the preprocessor would always pick the macro);
+a call through a field reaches every function bound to a field of that name in the program.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import time
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from regaudit import __version__
+from regaudit.arch.catalogue import load_catalogue
+from regaudit.arch.config import BuildConfig, ConfigRules, shared_kconfig
+from regaudit.arch.kconfig import Truth, list_arches
+from regaudit.errors import BadInput
+from regaudit.facts import link_facts
+from regaudit.facts.arch_facts import ArchFacts
+from regaudit.facts.link_facts import Binding, DefinitionRow, Edge, FieldCall
+from regaudit.facts.store import FactStore, open_existing
+from regaudit.ruleset.load import kernel_series, load_rules
+from regaudit.tree import open_tree
+
+_ASM_GENERIC = "include/asm-generic/"
+# Candidate tiers, best first (see `_tier`).
+_SAME_FILE, _ARCH, _GENERIC, _WEAK = range(4)
+_TYPEDEF_HOPS = 8
+
+
+@dataclass(frozen=True)
+class ArchLink:
+    """What linking one architecture produced."""
+
+    arch: str
+    calls: int  # call sites in the arch's program whose guard is not false
+    resolved_calls: int  # of those, calls with at least one edge
+    edges: int
+    seconds: float
+
+
+@dataclass
+class LinkResult:
+    db: Path
+    run_id: int
+    arches: list[ArchLink] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class Program:
+    """The files one architecture's build can see."""
+
+    arch: str
+    overridden: frozenset[str]  # include/asm-generic/ headers replaced by arch/<arch>/include/asm/
+
+    def sees(self, path: str) -> bool:
+        if path.startswith("arch/"):
+            # arch/x86/um/ belongs to ARCH=um (SUBARCH=x86), not to the x86 build.
+            return path.startswith(f"arch/{self.arch}/") and not path.startswith(f"arch/{self.arch}/um/")
+        return path not in self.overridden
+
+
+def program_for(tree: Path, arch: str, generic_headers: list[str]) -> Program:
+    """`arch`'s program: asm-generic/X.h is overridden when arch/<arch>/include/asm/X.h exists and does not
+    itself include asm-generic/X.h (the wrapper idiom). Headers Kbuild lists as `generic-y` have no arch
+    file in the source tree, so they stay visible."""
+    overridden = set()
+    for header in generic_headers:
+        name = header.removeprefix(_ASM_GENERIC)
+        own = tree / "arch" / arch / "include" / "asm" / name
+        if own.is_file() and not _includes(own, f"asm-generic/{name}"):
+            overridden.add(header)
+    return Program(arch, frozenset(overridden))
+
+
+def _includes(path: Path, header: str) -> bool:
+    text = path.read_text(encoding="utf-8", errors="replace")
+    return re.search(rf'#\s*include\s*[<"]{re.escape(header)}[>"]', text) is not None
+
+
+def link_database(db_path: Path, tree_path: str | Path, arches: list[str] | None = None) -> LinkResult:
+    """Resolve the calls of the indexed tree for `arches` (default: the tree's arches with frame rules).
+
+    Replaces the edges of the arches linked, keeps the others, and publishes atomically. BadInput when
+    the database is not an indexed one or was built from another kernel version.
+    """
+    started = time.perf_counter()
+    db_path = Path(db_path)
+    tree = open_tree(tree_path)
+    open_existing(db_path).conn.close()
+    present = set(list_arches(tree.root))
+    if arches:
+        unknown = sorted(set(arches) - present)
+        if unknown:
+            raise BadInput(f"{tree.root}: no arch {', '.join(unknown)} (it has {', '.join(sorted(present))})")
+    chosen = sorted(set(arches) if arches else present & {rule.data["arch"] for rule in load_rules("frames")})
+    with FactStore(db_path) as store:
+        index = link_facts.latest_index_run(store.conn)
+        if index is None:
+            raise BadInput(f"{db_path}: no finished index run; run `regaudit index` first")
+        if index.kernel_version != tree.version:
+            raise BadInput(f"{db_path}: indexed from Linux {index.kernel_version}, but {tree.root} is {tree.version}")
+        run_id = link_facts.start_link_run(store.conn, index, __version__, _now())
+        result = LinkResult(db_path, run_id)
+        with ArchFacts(db_path) as facts:
+            linker = _Linker(store.conn, tree.root, facts, kernel_series(tree.version))
+            result.arches = [linker.link(run_id, arch) for arch in chosen]
+        link_facts.finish_link_run(store.conn, run_id, _now())
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+class _Linker:
+    """The facts every arch resolves against, read once in bulk."""
+
+    def __init__(self, conn: sqlite3.Connection, tree: Path, facts: ArchFacts, series: str) -> None:
+        self.conn = conn
+        self.tree = tree
+        self.facts = facts
+        self.config_rules = load_catalogue(series).config
+        self.shared = shared_kconfig(tree)
+        self.by_name: dict[str, list[DefinitionRow]] = defaultdict(list)
+        for definition in link_facts.definitions(conn):
+            self.by_name[definition.name].append(definition)
+        self.generic_headers = sorted(
+            {d.file for group in self.by_name.values() for d in group if d.file.startswith(_ASM_GENERIC)}
+        )
+        self.direct_calls = link_facts.direct_calls(conn)
+        self.field_calls = link_facts.field_calls(conn)
+        self.bindings = link_facts.bindings(conn)
+        self.shadowed = link_facts.local_names(conn)
+        self.structs = StructNames(link_facts.typedef_types(conn), link_facts.member_types(conn))
+
+    def link(self, run_id: int, arch: str) -> ArchLink:
+        started = time.perf_counter()
+        config = BuildConfig.load(self.tree, arch, self.facts, ConfigRules.for_arch(self.config_rules, arch),
+                                  self.shared)
+        resolver = Resolver(program_for(self.tree, arch, self.generic_headers), config, self.by_name)
+        edges: list[Edge] = []
+        calls = self._direct_edges(resolver, edges) + self._pointer_edges(resolver, edges)
+        resolved, count = link_facts.replace_edges(self.conn, run_id, arch, edges, calls)
+        return ArchLink(arch, calls, resolved, count, time.perf_counter() - started)
+
+    def _direct_edges(self, resolver: Resolver, edges: list[Edge]) -> int:
+        """Append the edges of `name(...)` calls; returns how many such calls the program has."""
+        calls = 0
+        for call in self.direct_calls:
+            call_guard = resolver.open_guard(call.file, call.condition)
+            if call_guard is None:
+                continue
+            calls += 1
+            if (call.function_id, call.callee) in self.shadowed:
+                continue  # a parameter or local of that name: a function pointer, not the global definition
+            edges.extend(
+                Edge(resolver.program.arch, call.id, call.function_id, target.definition.id, target.kind,
+                     _conjoin(call_guard, *target.guards))
+                for target in resolver.resolve(call.callee, call.file)
+            )
+        return calls
+
+    def _pointer_edges(self, resolver: Resolver, edges: list[Edge]) -> int:
+        """Append the edges of calls through fields; returns how many such calls the program has."""
+        calls = 0
+        targets = _bound_targets(resolver, self.bindings, self.structs)
+        for call in self.field_calls:
+            call_guard = resolver.open_guard(call.file, call.condition)
+            if call_guard is not None:
+                calls += 1
+                call_struct = self.structs.of_type(call.base_type)
+                edges.extend(_pointer_edges(resolver.program.arch, call, call_struct, call_guard, targets))
+        return calls
+
+
+@dataclass(frozen=True)
+class Target:
+    """A definition a name resolves to on one arch, with the guards left open on the way."""
+
+    definition: DefinitionRow
+    guards: tuple[str, ...]
+
+    @property
+    def kind(self) -> str:
+        if self.definition.kind == "macro":
+            return "macro"
+        return "weak" if self.definition.weak else "direct"
+
+
+class Resolver:
+    """Name → definitions for one arch's program, memoised per (name, caller file when it matters)."""
+
+    def __init__(self, program: Program, config: BuildConfig, by_name: dict[str, list[DefinitionRow]]) -> None:
+        self.program = program
+        self.config = config
+        self.by_name = by_name
+        self._memo: dict[tuple[str, str | None], tuple[Target, ...]] = {}
+
+    def open_guard(self, path: str, condition: str) -> str | None:
+        """None when a fact at `path` under `condition` is not in the program; else the guard left open ('')."""
+        if not self.program.sees(path):
+            return None
+        holds: Truth = self.config.holds(condition)
+        if holds is False:
+            return None
+        return "" if holds else condition
+
+    def resolve(self, name: str, caller_file: str) -> tuple[Target, ...]:
+        """The definitions a call of `name` from `caller_file` may reach: every candidate of the best tier,
+        and of the following tiers while no candidate so far is known to be compiled in."""
+        candidates = self.by_name.get(name, ())
+        # Only a definition in the caller's own file makes the answer depend on the file.
+        key = (name, caller_file if any(d.file == caller_file for d in candidates) else None)
+        if key not in self._memo:
+            self._memo[key] = self._resolve(candidates, caller_file)
+        return self._memo[key]
+
+    def _resolve(self, candidates: Sequence[DefinitionRow], caller_file: str) -> tuple[Target, ...]:
+        tiers: dict[int, list[Target]] = defaultdict(list)
+        for definition in candidates:
+            tier = _tier(definition, caller_file)
+            guard = None if tier is None else self.open_guard(definition.file, definition.condition)
+            if tier is not None and guard is not None:
+                tiers[tier].append(Target(definition, (guard,) if guard else ()))
+        chosen: list[Target] = []
+        for tier in sorted(tiers):
+            chosen += tiers[tier]
+            if any(not target.guards for target in tiers[tier]):
+                break
+        return tuple(chosen)
+
+
+def _tier(definition: DefinitionRow, caller_file: str) -> int | None:
+    """Rank of a candidate for a call from `caller_file`; None when the caller cannot see it at all."""
+    if definition.file == caller_file and definition.storage in ("static", "macro"):
+        return _SAME_FILE
+    if definition.storage in ("static", "macro") and not definition.file.endswith(".h"):
+        return None  # file-local to another .c file
+    if definition.weak:
+        return _WEAK
+    return _ARCH if definition.file.startswith("arch/") else _GENERIC
+
+
+@dataclass(frozen=True)
+class _BoundTarget:
+    binding: Binding
+    holder: str | None  # the struct holding the bound field, when known
+    target: Target
+    guard: str  # the binding's own open guard
+
+
+def _bound_targets(
+    resolver: Resolver, bindings: list[Binding], structs: StructNames
+) -> dict[str, list[_BoundTarget]]:
+    """Functions bound to each field name (the last component of the binding's field path) on this arch."""
+    by_field: dict[str, list[_BoundTarget]] = defaultdict(list)
+    for binding in bindings:
+        guard = resolver.open_guard(binding.file, binding.condition)
+        if guard is None:
+            continue
+        for target in resolver.resolve(binding.target, binding.file):
+            by_field[_last_component(binding.field)].append(
+                _BoundTarget(binding, structs.holding(binding), target, guard)
+            )
+    return by_field
+
+
+def _pointer_edges(arch: str, call: FieldCall, call_struct: str | None, call_guard: str,
+                   targets: dict[str, list[_BoundTarget]]) -> Iterator[Edge]:
+    """One edge per function bound to the called field; the least guarded binding of a function wins."""
+    best: dict[int, str] = {}
+    for bound in targets.get(_last_component(call.member), ()):
+        if not _may_hold(call_struct, bound.holder):
+            continue
+        condition = _conjoin(call_guard, bound.guard, *bound.target.guards)
+        callee = bound.target.definition.id
+        if callee not in best or len(condition) < len(best[callee]):
+            best[callee] = condition
+    for callee, condition in best.items():
+        yield Edge(arch, call.id, call.function_id, callee, "pointer", condition)
+
+
+@dataclass(frozen=True)
+class StructNames:
+    """Names the struct that holds a field on both sides of a pointer call, through typedefs and nesting."""
+
+    typedefs: dict[str, str]
+    members: dict[tuple[str, str], str]
+
+    def of_type(self, type_text: str | None) -> str | None:
+        """'fprobe' for 'const struct fprobe *'; a typedef of an anonymous struct names itself; else None."""
+        for _ in range(_TYPEDEF_HOPS):
+            text = re.sub(r"\b(?:const|volatile)\b|\*", " ", type_text or "").strip()
+            match = re.fullmatch(r"(?:struct|union)\s+(\w+)", text)
+            if match:
+                return match.group(1)
+            if text not in self.typedefs:
+                return None
+            type_text = self.typedefs[text]
+            if type_text in ("struct", "union"):
+                return text
+        return None  # a typedef chain this long is a cycle between per-arch typedefs
+
+    def holding(self, binding: Binding) -> str | None:
+        """The struct holding the bound field's last component: `fp.entry_handler` of a
+        `struct bpf_kprobe_multi_link` is held by the type of its member `fp` (`struct fprobe`)."""
+        holder = self.of_type(binding.struct_type)
+        for component in re.split(r"\.|->", binding.field)[:-1]:
+            if holder is None:
+                return None
+            holder = self.of_type(self.members.get((holder, component.split("[")[0])))
+        return holder
+
+
+def _may_hold(call_struct: str | None, bound_struct: str | None) -> bool:
+    """A binding reaches a call unless both sides name the struct holding the field, and they differ."""
+    return call_struct is None or bound_struct is None or call_struct == bound_struct
+
+
+def _last_component(member: str) -> str:
+    return re.split(r"\.|->", member)[-1]
+
+
+def _conjoin(*guards: str) -> str:
+    parts = list(dict.fromkeys(guard for guard in guards if guard))
+    return parts[0] if len(parts) == 1 else " && ".join(f"({part})" for part in parts)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
