@@ -77,7 +77,7 @@ def index_tree(tree_path: str | os.PathLike[str], db_path: Path, *, prefilter: s
         result.seconds = time.monotonic() - started
         return result
     reusable = previous.reusable(tree, query_hash) if previous else {}
-    with FactStore(db_path) as store:
+    with FactStore(db_path, bulk=not reusable) as store:
         with _pool(tree, workers) as pool:
             selection = _Selection(tree, sources, store, pool, reusable, result, progress)
             tokens = selection.run(prefilter)

@@ -173,3 +173,6 @@ def test_a_killed_run_leaves_the_previous_database_usable(tmp_path: Path) -> Non
     assert rows(db, "SELECT count(*) FROM functions WHERE name = 'a'") == [(1,)]
     index_tree(tree, db, workers=2)  # the next run cleans up after the killed one
     assert not list(tmp_path.glob(".regaudit-tmp-*"))
+    # Another tree's facts are never reused: the small tree's are gone, its run stays in the history.
+    assert rows(db, "SELECT count(*) FROM functions WHERE name = 'a'") == [(0,)]
+    assert [r[0] for r in rows(db, "SELECT tree_path FROM runs")] == [str(tmp_path / "small"), str(tree)]

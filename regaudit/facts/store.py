@@ -51,7 +51,9 @@ def open_existing(path: Path) -> sqlite_utils.Database:
 class FactStore:
     """A working copy of the fact database, published atomically."""
 
-    def __init__(self, target: Path) -> None:
+    def __init__(self, target: Path, *, bulk: bool = False) -> None:
+        """`bulk`: the caller will insert most of the database anew (a cold index); secondary
+        indexes are dropped now and rebuilt once at publish, instead of being updated row by row."""
         self.target = target
         target.parent.mkdir(parents=True, exist_ok=True)
         # One writer per database: a second run waits, so it neither removes the first run's
@@ -77,12 +79,25 @@ class FactStore:
         self.conn.execute("BEGIN")
         self._next_id = {table: self._max_id(table) + 1 for table in _ID_TABLES}
         self._statements: dict[tuple[str, tuple[str, ...]], str] = {}
+        self._deferred_indexes: list[str] = []
+        self.bulk = bulk
+        if bulk:
+            # Nothing is reused: empty every fact table at once (the run history in `runs` stays),
+            # so no per-file delete is needed, then drop the secondary indexes until publish.
+            for table in (*PER_FILE_TABLES, *CHILD_TABLES, *DERIVED_TABLES, "files", "warnings"):
+                self.conn.execute(f"DELETE FROM {table}")
+            for name, sql in self.conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'index' "
+                                               "AND sql IS NOT NULL").fetchall():
+                self._deferred_indexes.append(sql)
+                self.conn.execute(f"DROP INDEX {name}")
 
     def _max_id(self, table: str) -> int:
         return self.conn.execute(f"SELECT coalesce(max(id), -1) FROM {table}").fetchone()[0]
 
     def forget_file(self, path: str) -> None:
         """Delete every fact of `path` (before re-inserting it, or when it left the tree)."""
+        if self.bulk:
+            return  # every fact table was emptied when the working copy was opened
         for child, (column, parent) in CHILD_TABLES.items():
             self.conn.execute(f"DELETE FROM {child} WHERE {column} IN (SELECT id FROM {parent} WHERE file = ?)",
                               (path,))
@@ -129,6 +144,8 @@ class FactStore:
 
     def publish(self) -> None:
         """Commit, make the working copy durable, and rename it over the target."""
+        for sql in self._deferred_indexes:
+            self.conn.execute(sql)
         self.conn.execute("COMMIT")
         self.conn.execute("PRAGMA journal_mode = DELETE")
         self.conn.close()
