@@ -116,7 +116,7 @@ def load_all_rules() -> list[RuleFile]:
 def load_rule_file(path: Path, kind: str | None = None) -> RuleFile:
     """Parse one rules file and validate the shared conventions plus, if `kind` has one, its schema."""
     rule = RuleFile(path, _parse_toml(path))
-    schema = _SCHEMAS.get(kind) if kind else None
+    schema = _schemas().get(kind) if kind else None
     try:
         _collect_evidence(rule.data)
         if schema is not None:
@@ -309,7 +309,12 @@ def _check_not_duplicated(earlier: list[tuple[str, tuple[str, ...]]], where: str
     earlier.append((where, kernels))
 
 
-_SCHEMAS: dict[str, Callable[[dict[str, Any]], None]] = {"frames": _validate_frames}
+def _schemas() -> dict[str, Callable[[dict[str, Any]], None]]:
+    """Schema validator per kind. flow_rules builds on this module's helpers, so it is imported
+    here, at call time, rather than at the top (which would be circular)."""
+    from regaudit.ruleset.flow_rules import validate_bridges, validate_sources
+
+    return {"frames": _validate_frames, "sources": validate_sources, "bridges": validate_bridges}
 
 
 # --- small validators -----------------------------------------------------------------------------
