@@ -1,0 +1,631 @@
+"""Interprocedural propagation of "this pointer points to frame F" over one architecture's call edges.
+
+Owns the points-to walk from a `Seed` to every member access (`Reach`) and every unresolved call
+(`Escape`) a frame pointer gets to, with one shortest call path per access. It does not know which
+calls produce frames (the sources rules) nor what a frame left unwritten (the frame models): a frame is
+an opaque label. All SQL is in `regaudit.facts.flow_facts`.
+
+Model, and where it is approximate:
+- Within a function the analysis is flow-insensitive: every assignment, argument and return of the
+  body is one equation, solved to a fixpoint, so a seed "after line L" holds wherever its variable is
+  used (a reassignment before L is not seen). Branch conditions are ignored. `#if` guards are evaluated
+  for the arch as the link stage does (`BuildConfig`): accesses and calls compiled out are dropped, and
+  a guard the build leaves open stays on the Reach / Escape as its condition.
+- A value is a set of offsets into the frame: '' for the frame itself, 'x' for `&regs->x`, '^m' for the
+  container `container_of(regs, T, m)` returns. Accesses through a container outside member `m` are
+  not frame accesses and are not reported.
+- Memory is field-sensitive by type, not by object: a store `p->a.b = regs` goes to the heap cell
+  (innermost struct tag, last field), found by walking member types from p's declared struct, so
+  `regs_intr->regs` (struct perf_regs *) and `data->regs_intr.regs` (struct perf_sample_data *) meet in
+  ('perf_regs', 'regs') — and so does `data->regs_user.regs`. Globals and per-CPU variables are cells
+  keyed by name: the pointer they hold ('global') or, for `&buf` / `this_cpu_ptr(&buf)`, the object
+  itself ('object'). Stores through `*p = regs` are not followed.
+- Summaries: a function is analysed once per entry state (which parameters carry which offsets);
+  callers re-read a callee's return summary when it grows; the worklist stops at the fixpoint, so
+  recursion terminates. A function of the arch's program that reads a frame-carrying heap cell is
+  analysed with the empty entry state too, and its path continues from the store that filled the cell.
+- Return values come from `return NAME;` lines of the function's source (the facts have no return
+  statements), `return call(...)` calls, and macros whose whole body is one parameter.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from collections import defaultdict, deque
+from dataclasses import dataclass, field, replace
+from functools import cache
+from pathlib import Path
+
+from regaudit.arch.catalogue import load_catalogue
+from regaudit.arch.config import BuildConfig, ConfigRules
+from regaudit.errors import BadInput
+from regaudit.facts.arch_facts import ArchFacts
+from regaudit.facts.flow_facts import (
+    Access,
+    Argument,
+    Assignment,
+    CallSite,
+    FlowFacts,
+    functions_named,
+    load_flow_facts,
+)
+from regaudit.facts.store import open_existing
+from regaudit.flow.link import program_for
+from regaudit.ruleset.load import kernel_series
+from regaudit.tree import open_tree
+
+# Accessors whose value is what their first argument names (per-CPU reads, READ_ONCE): not descended
+# into, their bodies are arch asm or compiler builtins. `this_cpu_write(p, v)` stores v into p.
+_READS_FIRST_ARGUMENT = frozenset({"this_cpu_ptr", "raw_cpu_ptr", "per_cpu_ptr", "this_cpu_read", "__this_cpu_read",
+                                   "raw_cpu_read", "per_cpu", "READ_ONCE", "rcu_dereference"})
+_WRITES_FIRST_ARGUMENT = frozenset({"this_cpu_write", "__this_cpu_write", "raw_cpu_write", "WRITE_ONCE"})
+# Calls the walk models itself instead of following an edge, so they are never escapes.
+_MODELLED = _READS_FIRST_ARGUMENT | _WRITES_FIRST_ARGUMENT | {"container_of"}
+_RETURN = re.compile(r"\breturn\s+(?:\(\s*[\w\s*]+\)\s*)?\(?\s*(\w+)\s*\)?\s*;")
+_STRUCT_TAG = re.compile(r"\b(?:struct|union)\s+(\w+)")
+_TYPEDEF_HOPS = 4
+
+HeapKey = tuple[str, str, str]  # ('field', struct tag, field) | ('global', name, '') | ('object', name, '')
+Entry = frozenset[tuple[int, str]]  # (parameter position, offset) pairs a call passes
+Context = tuple[int, Entry]  # a function analysed under one entry state
+
+
+@dataclass(frozen=True)
+class Local:
+    name: str
+
+
+@dataclass(frozen=True)
+class Heap:
+    key: HeapKey
+
+
+@dataclass(frozen=True)
+class CallResult:
+    call_id: int
+
+
+@dataclass(frozen=True)
+class Returned:
+    """The function's return value (a destination only)."""
+
+
+Source = Local | Heap | CallResult
+Destination = Local | Heap | Returned
+
+
+@dataclass(frozen=True)
+class Transform:
+    """How an expression moves an offset: 'copy', 'member' (`&p->path`), 'container' (container_of(p, T, m))."""
+
+    kind: str = "copy"
+    member: str = ""
+
+    def apply(self, offset: str) -> str | None:
+        """The offset the expression yields, None when it no longer points into the frame."""
+        if self.kind == "copy":
+            return offset
+        if self.kind == "member":
+            if not offset.startswith("^"):
+                return f"{offset}.{self.member}" if offset else self.member
+            inside = offset[1:]
+            if self.member == inside:
+                return ""
+            return self.member[len(inside) + 1:] if self.member.startswith(inside + ".") else None
+        if offset == "":
+            return f"^{self.member}"
+        return "" if offset == self.member else None
+
+
+COPY = Transform()
+
+
+def member_in_frame(offset: str, member: str) -> str | None:
+    """The frame member `p->member` touches when p holds `offset`; None when it lies outside the frame."""
+    if not offset:
+        return member
+    if not offset.startswith("^"):
+        return f"{offset}.{member}"
+    inside = offset[1:]
+    if member == inside:
+        return "*"  # the whole embedded frame: its address is taken or it is copied
+    if member.startswith(inside + "."):
+        return member[len(inside) + 1:]
+    return member[len(inside):] if member.startswith(inside + "[") else None
+
+
+@dataclass(frozen=True)
+class Seed:
+    """Where a frame pointer is born. Exactly one of var, param, returned_by and buffer is set.
+
+    var / param: that local or parameter of `function` (an id, or a name, with `file` to choose);
+    returned_by: every call to that function returns the frame; buffer: the global or per-CPU object
+    of that name is the frame, so `&buf` and `this_cpu_ptr(&buf)` point to it.
+    """
+
+    frame: str  # opaque label, e.g. 'x86:ftrace_partial_regs:entry'
+    function: int | str | None = None
+    file: str | None = None
+    var: str | None = None
+    line: int = 0  # where the pointer is assigned; the first hop of every path
+    param: int | None = None
+    returned_by: str | None = None
+    buffer: str | None = None
+
+
+@dataclass(frozen=True)
+class Hop:
+    """A step a reviewer follows: in `function`, at file:line, the frame moves on (a call or a store)."""
+
+    function: str
+    file: str
+    line: int
+    condition: str = ""  # for a call: the guards the arch's build leaves open on its edge (see `edges`)
+
+
+@dataclass(frozen=True)
+class Reach:
+    """A member access through a pointer into the frame."""
+
+    frame: str
+    access_id: int  # accesses.id
+    function: str
+    file: str
+    line: int
+    member: str  # relative to the frame: 'cs', 'regs[29]', 'regs[*]'; '*' for the whole frame
+    access: str  # 'read', 'write', 'readwrite', 'address'
+    mask: str | None
+    condition: str  # the access's `#if` guard when the arch's build leaves it open, else ''
+    path: tuple[Hop, ...]
+
+
+@dataclass(frozen=True)
+class Escape:
+    """A frame pointer passed to a call with no edge on the arch (a BPF program, an unbound pointer)."""
+
+    frame: str
+    function: str
+    file: str
+    line: int
+    callee_expr: str
+    position: int  # the argument carrying the frame
+    condition: str  # the call's `#if` guard when the arch's build leaves it open, else ''
+    path: tuple[Hop, ...]  # ends with the call itself
+
+
+@dataclass
+class Body:
+    """A function compiled to equations `destination <- transform(source)`."""
+
+    flows: list[tuple[Destination, Source, Transform]] = field(default_factory=list)
+    calls: dict[int, tuple[CallSite, list[tuple[int, Source, Transform]]]] = field(default_factory=dict)
+    accesses: list[tuple[Access, Source]] = field(default_factory=list)
+    store_lines: dict[HeapKey, int] = field(default_factory=dict)
+    heap_reads: frozenset[HeapKey] = frozenset()  # cells any equation, argument or access reads
+
+    def seal(self) -> Body:
+        sources = [source for _d, source, _t in self.flows] + [source for _a, source in self.accesses]
+        sources += [source for _c, args in self.calls.values() for _p, source, _t in args]
+        self.heap_reads = frozenset(source.key for source in sources if isinstance(source, Heap))
+        return self
+
+
+def propagate(db_path: str | Path, arch: str, seeds: list[Seed]) -> tuple[list[Reach], list[Escape]]:
+    """Every access and unresolved call each seed's frame pointer reaches on `arch`, with a shortest path.
+
+    BadInput when `arch` is not linked in the database or a seed names no function.
+    """
+    for seed in seeds:
+        if sum(value is not None for value in (seed.var, seed.param, seed.returned_by, seed.buffer)) != 1:
+            raise BadInput(f"seed {seed.frame}: set exactly one of var, param, returned_by, buffer")
+    conn = open_existing(Path(db_path)).conn
+    try:
+        facts = load_flow_facts(conn, arch)
+        resolved = [(seed, _seed_function(conn, seed)) for seed in seeds]
+    finally:
+        conn.close()
+    tree = open_tree(facts.tree_path)
+    rules = ConfigRules.for_arch(load_catalogue(kernel_series(tree.version)).config, arch)
+    reaches: list[Reach] = []
+    escapes: list[Escape] = []
+    # Open while walking: the build config reads macro definitions when it meets a new guard.
+    with ArchFacts(Path(db_path)) as arch_facts:
+        program = FlowProgram(facts, BuildConfig.load(tree.root, arch, arch_facts, rules))
+        for seed, function_id in resolved:
+            walk = Walk(program, seed, function_id)
+            walk.run()
+            paths = walk.paths()
+            reaches.extend(walk.reaches(paths))
+            escapes.extend(walk.escapes(paths))
+    return reaches, escapes
+
+
+def _seed_function(conn: sqlite3.Connection, seed: Seed) -> int | None:
+    if seed.function is None or isinstance(seed.function, int):
+        return seed.function
+    ids = functions_named(conn, seed.function, seed.file)
+    if not ids:
+        raise BadInput(f"seed {seed.frame}: no function {seed.function} in {seed.file or 'the database'}")
+    return ids[0]
+
+
+class FlowProgram:
+    """The arch's functions compiled to equations once, shared by every seed's walk."""
+
+    def __init__(self, facts: FlowFacts, config: BuildConfig) -> None:
+        self.facts, self.config = facts, config
+        generic = sorted({f.file for f in facts.functions.values() if f.file.startswith("include/asm-generic/")})
+        visible = program_for(Path(facts.tree_path), config.arch, generic).sees
+        self.visible = {function_id for function_id, f in facts.functions.items() if visible(f.file)}
+        self.bodies = {function_id: self._compile(function_id) for function_id in self.visible}
+        self.heap_readers: dict[HeapKey, set[int]] = defaultdict(set)
+        for function_id, body in self.bodies.items():
+            for key in body.heap_reads:
+                self.heap_readers[key].add(function_id)
+        self._returns_added: set[int] = set()
+
+    def name(self, function_id: int) -> str:
+        return self.facts.functions[function_id].name
+
+    def body(self, function_id: int) -> Body:
+        """The compiled body; its `return NAME;` flows are added on first use (they read the source file)."""
+        body = self.bodies[function_id]
+        if function_id not in self._returns_added:
+            self._returns_added.add(function_id)
+            body.flows.extend((Returned(), Local(name), COPY) for name in self._returned_names(function_id))
+        return body
+
+    def open_guard(self, condition: str) -> str:
+        """'' when the arch's build decides `condition` (true: facts under a false one are never compiled)."""
+        return "" if self.config.holds(condition) else condition
+
+    def _returned_names(self, function_id: int) -> set[str]:
+        function = self.facts.functions[function_id]
+        if function.kind == "macro":
+            body = (function.macro_body or "").strip().strip("()").strip()
+            return {body} if body in self.facts.params.get(function_id, []) else set()
+        lines = _source_lines(self.facts.tree_path, function.file)[function.line - 1:function.end_line]
+        return {match[1] for line in lines for match in _RETURN.finditer(line)}
+
+    def _compile(self, function_id: int) -> Body:
+        body = Body()
+        calls = self.facts.calls.get(function_id, [])
+        by_place = {(call.line, call.callee): call.id for call in calls}
+        for assignment in self.facts.assignments.get(function_id, []):
+            self._compile_assignment(body, function_id, assignment, by_place)
+        for call in calls:
+            if self.config.holds(call.condition) is False:
+                continue
+            args = []
+            for arg in call.args:
+                source, transform = self._argument(function_id, call, arg, by_place)
+                if source is not None:
+                    args.append((arg.position, source, transform))
+            body.calls[call.id] = (call, args)
+            if call.result_use == "returned":
+                body.flows.append((Returned(), CallResult(call.id), COPY))
+            self._compile_percpu_write(body, call, args)
+        for access in self.facts.accesses.get(function_id, []):
+            if access.base_var and not access.base_call and self.config.holds(access.condition) is not False:
+                body.accesses.append(self._access(function_id, access.base_var, access))
+        return body.seal()
+
+    def _access(self, function_id: int, base_var: str, access: Access) -> tuple[Access, Source]:
+        """`p->m` reads through p; `p->a.regs->cs` reads `cs` through the pointer held in the cell of `a.regs`."""
+        head, arrow, rest = access.member.partition("->")
+        key = self.field_cell(function_id, base_var, head) if arrow else None
+        if key is None:
+            return access, self._variable(function_id, base_var, access.base_var_kind)
+        return replace(access, member=rest), Heap(key)
+
+    @staticmethod
+    def _compile_percpu_write(body: Body, call: CallSite, args: list[tuple[int, Source, Transform]]) -> None:
+        if call.callee not in _WRITES_FIRST_ARGUMENT:
+            return
+        by_position = {position: (source, transform) for position, source, transform in args}
+        target, value = by_position.get(0), by_position.get(1)
+        if target and value and isinstance(target[0], Heap):
+            body.flows.append((target[0], *value))
+            body.store_lines[target[0].key] = call.line
+
+    def _compile_assignment(self, body: Body, function_id: int, assignment: Assignment,
+                            by_place: dict[tuple[int, str | None], int]) -> None:
+        if not assignment.lhs_var or assignment.lhs_deref:
+            return
+        source, transform = self._rhs(function_id, assignment, by_place)
+        if source is None:
+            return
+        if not assignment.lhs_member:
+            destination = self._variable(function_id, assignment.lhs_var, assignment.lhs_var_kind)
+            body.flows.append((destination, source, transform))
+            return
+        key = self.field_cell(function_id, assignment.lhs_var, assignment.lhs_member)
+        if key is not None:
+            body.flows.append((Heap(key), source, transform))
+            body.store_lines[key] = assignment.line
+
+    def _rhs(self, function_id: int, assignment: Assignment,
+             by_place: dict[tuple[int, str | None], int]) -> tuple[Source | None, Transform]:
+        kind, var = assignment.rhs_kind, assignment.rhs_var
+        if kind == "call":
+            call_id = by_place.get((assignment.line, assignment.rhs_callee))
+            return (CallResult(call_id) if call_id is not None else None), COPY
+        if not var:
+            return None, COPY
+        if kind == "member":
+            key = self.field_cell(function_id, var, assignment.rhs_member or "")
+            return (Heap(key) if key else None), COPY
+        if kind == "container_of":
+            return Local(var), Transform("container", assignment.rhs_member or "")
+        if kind == "address" and assignment.rhs_member:
+            return Local(var), Transform("member", assignment.rhs_member)
+        if kind == "address" and assignment.rhs_var_kind == "global":
+            return Heap(("object", var, "")), COPY
+        if kind in ("var", "cast", "address"):
+            return self._variable(function_id, var, assignment.rhs_var_kind), COPY
+        return None, COPY
+
+    def _argument(self, function_id: int, call: CallSite, arg: Argument,
+                  by_place: dict[tuple[int, str | None], int]) -> tuple[Source | None, Transform]:
+        if arg.inner_call:
+            call_id = by_place.get((call.line, arg.inner_call))
+            return (CallResult(call_id) if call_id is not None else None), COPY
+        if not arg.var:
+            return None, COPY
+        if arg.member and arg.address_of:
+            return Local(arg.var), Transform("member", arg.member)
+        if arg.member:
+            key = self.field_cell(function_id, arg.var, arg.member)
+            return (Heap(key) if key else None), COPY
+        if arg.address_of:
+            # &buf of a global is the object; &local is a pointer to a pointer, which is not followed.
+            return (Heap(("object", arg.var, "")) if arg.var_kind == "global" else None), COPY
+        return self._variable(function_id, arg.var, arg.var_kind), COPY
+
+    def _variable(self, function_id: int, name: str, kind: str | None) -> Local | Heap:
+        declared_here = (function_id, name) in self.facts.var_types
+        if kind == "global" or (kind is None and not declared_here and (None, name) in self.facts.var_types):
+            return Heap(("global", name, ""))
+        return Local(name)
+
+    def field_cell(self, function_id: int, var: str, path: str) -> HeapKey | None:
+        """The heap cell of `var->path`: (innermost struct tag, last field), by the declared member types."""
+        declared = self.facts.var_types.get((function_id, var)) or self.facts.var_types.get((None, var)) or ""
+        tag = self._struct_tag(declared)
+        if tag is None:
+            return None
+        parts = [re.sub(r"\[.*?\]", "", part) for part in path.split(".")]
+        for depth, part in enumerate(parts[:-1]):
+            inner = self.facts.member_types.get((tag, part), "")
+            inner_tag = self._struct_tag(inner)
+            if "*" in inner or inner_tag is None:
+                return "field", tag, ".".join(parts[depth:])
+            tag = inner_tag
+        return "field", tag, parts[-1]
+
+    def _struct_tag(self, type_text: str) -> str | None:
+        for _ in range(_TYPEDEF_HOPS):
+            match = _STRUCT_TAG.search(type_text)
+            if match:
+                return match[1]
+            words = re.findall(r"\w+", type_text.replace("const", ""))
+            if not words or words[-1] not in self.facts.typedefs:
+                return None
+            type_text = self.facts.typedefs[words[-1]]
+        return None
+
+
+@cache
+def _source_lines(tree: str, file: str) -> list[str]:
+    try:
+        return (Path(tree) / file).read_text(errors="replace").splitlines()
+    except OSError:
+        return []
+
+
+class Walk:
+    """One seed's worklist over contexts to the fixpoint, then its reaches and escapes."""
+
+    def __init__(self, program: FlowProgram, seed: Seed, function_id: int | None) -> None:
+        self.program, self.seed, self.seed_function = program, seed, function_id
+        self.heap: dict[HeapKey, set[str]] = defaultdict(set)
+        self.summaries: dict[Context, set[str]] = {}
+        self.values: dict[Context, dict[str, set[str]]] = {}
+        self.callers: dict[Context, set[Context]] = defaultdict(set)
+        self.readers: dict[HeapKey, set[Context]] = defaultdict(set)
+        self.incoming: dict[Context, set[tuple[Context, Hop]]] = defaultdict(set)
+        self.storers: dict[HeapKey, set[tuple[Context, Hop]]] = defaultdict(set)
+        self.seeded_calls: set[int] = set()
+        self.roots: list[Context] = []
+        self.queue: deque[Context] = deque()
+        self.queued: set[Context] = set()
+
+    def run(self) -> None:
+        self.roots = self._roots()
+        for context in self.roots:
+            self._enqueue(context)
+        while self.queue:
+            context = self.queue.popleft()
+            self.queued.discard(context)
+            self._analyse(context)
+
+    def _roots(self) -> list[Context]:
+        seed, facts = self.seed, self.program.facts
+        if seed.buffer is not None:
+            self._store(("object", seed.buffer, ""), {""}, None)
+            return [(f, frozenset()) for f in sorted(self.program.heap_readers.get(("object", seed.buffer, ""), ()))]
+        if seed.returned_by is not None:
+            sites = [call for f in self.program.visible for call in facts.calls.get(f, [])
+                     if call.callee == seed.returned_by]
+            self.seeded_calls = {call.id for call in sites}
+            return [(f, frozenset()) for f in sorted({call.function_id for call in sites})]
+        if self.seed_function not in self.program.bodies:
+            raise BadInput(f"seed {seed.frame}: function {seed.function} is not in this arch's program")
+        entry = frozenset({(seed.param, "")}) if seed.param is not None else frozenset()
+        return [(self.seed_function, entry)]
+
+    def _enqueue(self, context: Context) -> None:
+        if context not in self.queued:
+            self.queued.add(context)
+            self.queue.append(context)
+
+    def _analyse(self, context: Context) -> None:
+        function_id, entry = context
+        body = self.program.body(function_id)
+        values = self.values.setdefault(context, defaultdict(set))
+        params = self.program.facts.params.get(function_id, [])
+        for position, offset in entry:
+            name = params[position] if position < len(params) else None
+            if name:
+                values[name].add(offset)
+        if self.seed.var is not None and function_id == self.seed_function:
+            values[self.seed.var].add("")
+        for key in body.heap_reads:
+            self.readers[key].add(context)
+        while self._solve_flows(context, body, values):
+            pass
+        self._publish_return(context, values)
+        self._enter_callees(context, body, values)
+
+    def value(self, context: Context, values: dict[str, set[str]], source: Source) -> set[str]:
+        if isinstance(source, Local):
+            return values.get(source.name, set())
+        if isinstance(source, Heap):
+            return self.heap.get(source.key, set())
+        return self._call_value(context, values, source.call_id)
+
+    def _moved(self, context: Context, values: dict[str, set[str]], source: Source, transform: Transform) -> set[str]:
+        return {o for o in map(transform.apply, self.value(context, values, source)) if o is not None}
+
+    def _solve_flows(self, context: Context, body: Body, values: dict[str, set[str]]) -> bool:
+        """One pass over the equations; True when a local grew (heap growth re-queues readers instead)."""
+        changed = False
+        for destination, source, transform in body.flows:
+            moved = self._moved(context, values, source, transform)
+            if not moved:
+                continue
+            if isinstance(destination, Heap):
+                line = body.store_lines.get(destination.key, 0)
+                self._store(destination.key, moved, (context, line))
+                continue
+            target = values["\0return" if isinstance(destination, Returned) else destination.name]
+            if not moved <= target:
+                target |= moved
+                changed = True
+        return changed
+
+    def _publish_return(self, context: Context, values: dict[str, set[str]]) -> None:
+        returned = values.get("\0return", set())
+        if returned - self.summaries.get(context, set()):
+            self.summaries[context] = set(returned)
+            for caller in self.callers[context]:
+                self._enqueue(caller)
+
+    def _store(self, key: HeapKey, offsets: set[str], where: tuple[Context, int] | None) -> None:
+        if where is not None:
+            context, line = where
+            function = self.program.facts.functions[context[0]]
+            self.storers[key].add((context, Hop(function.name, function.file, line or function.line)))
+        if offsets <= self.heap[key]:
+            return
+        self.heap[key] |= offsets
+        for reader in self.readers[key]:
+            self._enqueue(reader)
+        for function_id in self.program.heap_readers.get(key, ()):
+            if (function_id, frozenset()) not in self.values:
+                self._enqueue((function_id, frozenset()))
+
+    def _entry_of(self, context: Context, values: dict[str, set[str]], call_id: int) -> Entry:
+        _call, args = self.program.bodies[context[0]].calls[call_id]
+        return frozenset((position, offset) for position, source, transform in args
+                         for offset in self._moved(context, values, source, transform))
+
+    def _enter_callees(self, context: Context, body: Body, values: dict[str, set[str]]) -> None:
+        caller = self.program.facts.functions[context[0]]
+        for call, _args in body.calls.values():
+            if call.callee in _MODELLED:
+                continue
+            entry = self._entry_of(context, values, call.id)
+            if not entry:
+                continue
+            for callee_id in self.program.facts.callees.get(call.id, []):
+                callee = (callee_id, entry)
+                guard = self.program.facts.edge_guards.get((call.id, callee_id), "")
+                self.incoming[callee].add((context, Hop(caller.name, call.file, call.line, guard)))
+                self.callers[callee].add(context)
+                if callee not in self.values and callee_id in self.program.bodies:
+                    self._enqueue(callee)
+
+    def _call_value(self, context: Context, values: dict[str, set[str]], call_id: int) -> set[str]:
+        if call_id in self.seeded_calls:
+            return {""}
+        call, args = self.program.bodies[context[0]].calls[call_id]
+        if call.callee in _READS_FIRST_ARGUMENT:
+            return set().union(*(self._moved(context, values, s, t) for p, s, t in args if p == 0))
+        entry = self._entry_of(context, values, call_id)
+        result: set[str] = set()
+        for callee_id in self.program.facts.callees.get(call_id, []):
+            callee = (callee_id, entry)
+            self.callers[callee].add(context)
+            body = self.program.bodies.get(callee_id)
+            if callee not in self.values and body and any(self.heap.get(k) for k in body.heap_reads):
+                self._enqueue(callee)  # no frame argument, but it may return what a heap cell holds
+            result |= self.summaries.get(callee, set())
+        return result
+
+    def paths(self) -> dict[Context, tuple[Hop, ...]]:
+        """A shortest path to every analysed context: breadth-first from the roots over calls and heap stores."""
+        successors: dict[Context, list[tuple[Context, Hop]]] = defaultdict(list)
+        for callee, sources in self.incoming.items():
+            for caller, hop in sources:
+                successors[caller].append((callee, hop))
+        for key, storers in self.storers.items():
+            for storer, hop in storers:
+                successors[storer].extend(((f, frozenset()), hop) for f in self.program.heap_readers.get(key, ()))
+        best = {root: self._seed_hops() for root in self.roots}
+        frontier = deque(self.roots)
+        while frontier:
+            context = frontier.popleft()
+            for successor, hop in sorted(successors.get(context, ()), key=lambda s: (s[1].file, s[1].line)):
+                if successor not in best and successor in self.values:
+                    best[successor] = (*best[context], hop)
+                    frontier.append(successor)
+        return best
+
+    def _seed_hops(self) -> tuple[Hop, ...]:
+        if self.seed_function is None:
+            return ()
+        function = self.program.facts.functions[self.seed_function]
+        return (Hop(function.name, function.file, self.seed.line or function.line),)
+
+    def reaches(self, paths: dict[Context, tuple[Hop, ...]]) -> list[Reach]:
+        found: dict[tuple[int, str], Reach] = {}
+        for context, path in paths.items():
+            values = self.values[context]
+            for access, source in self.program.bodies[context[0]].accesses:
+                for offset in self.value(context, values, source):
+                    member = member_in_frame(offset, access.member)
+                    known = found.get((access.id, member or ""))
+                    if member is None or (known is not None and len(known.path) <= len(path)):
+                        continue
+                    found[(access.id, member)] = Reach(self.seed.frame, access.id, self.program.name(context[0]),
+                                                       access.file, access.line, member, access.access, access.mask,
+                                                       self.program.open_guard(access.condition), path)
+        return sorted(found.values(), key=lambda r: (r.file, r.line, r.access_id, r.member))
+
+    def escapes(self, paths: dict[Context, tuple[Hop, ...]]) -> list[Escape]:
+        found: dict[tuple[int, int], Escape] = {}
+        for context, path in paths.items():
+            values, function = self.values[context], self.program.name(context[0])
+            for call, _args in self.program.bodies[context[0]].calls.values():
+                if call.id in self.program.facts.callees or call.callee in _MODELLED:
+                    continue
+                for position in sorted({p for p, _o in self._entry_of(context, values, call.id)}):
+                    known = found.get((call.id, position))
+                    if known is None or len(path) + 1 < len(known.path):
+                        found[(call.id, position)] = Escape(self.seed.frame, function, call.file, call.line,
+                                                            call.callee_expr, position,
+                                                            self.program.open_guard(call.condition),
+                                                            (*path, Hop(function, call.file, call.line)))
+        return sorted(found.values(), key=lambda e: (e.file, e.line, e.position))
