@@ -78,7 +78,6 @@ class FactStore:
         apply_migrations(self.conn)
         self.conn.execute("BEGIN")
         self._next_id = {table: self._max_id(table) + 1 for table in _ID_TABLES}
-        self._statements: dict[tuple[str, tuple[str, ...]], str] = {}
         self._deferred_indexes: list[str] = []
         self.bulk = bulk
         if bulk:
@@ -129,14 +128,11 @@ class FactStore:
                                 "parse_errors": facts.parse_errors, "rewrites": facts.rewrites}])
 
     def _insert(self, table: str, rows: list[dict[str, object]]) -> None:
-        """Bulk insert through one prepared statement. sqlite-utils' insert_all inspects every value
-        (JSON detection) and rebuilds its query per batch: 20x slower on the ~700k fact rows of a
-        tree, and the rows here have fixed, plain columns (every row of a table has the same keys)."""
+        """Bulk insert through one statement (sqlite3 caches it prepared by its text). sqlite-utils'
+        insert_all inspects every value (JSON detection) and rebuilds its query per batch: 20x slower
+        on the ~700k fact rows of a tree, whose rows have fixed, plain columns (same keys per table)."""
         columns = tuple(rows[0])
-        sql = self._statements.get((table, columns))
-        if sql is None:
-            sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})"
-            self._statements[(table, columns)] = sql
+        sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})"
         self.conn.executemany(sql, [tuple(row[c] for c in columns) for row in rows])
 
     def add_warning(self, path: str, kind: str, message: str) -> None:
@@ -173,10 +169,8 @@ class FactStore:
 
     def invalidate_derived(self) -> None:
         """Facts changed: results of later stages (link edges) refer to rows that no longer exist."""
-        tables = {row[0] for row in self.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        for table in DERIVED_TABLES:
-            if table in tables:
-                self.conn.execute(f"DELETE FROM {table}")
+        for table in DERIVED_TABLES:  # created by the migrations applied when the copy was opened
+            self.conn.execute(f"DELETE FROM {table}")
 
     def discard(self) -> None:
         with contextlib.suppress(sqlite3.Error):
