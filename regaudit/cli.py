@@ -20,6 +20,9 @@ import click
 
 from regaudit import __version__
 from regaudit.errors import RegauditError
+from regaudit.report.commands import diff as diff_command
+from regaudit.report.commands import emit, render
+from regaudit.report.commands import report as report_command
 from regaudit.terminal import Console, progress_reporter
 
 if TYPE_CHECKING:
@@ -160,3 +163,36 @@ def frames(tree: str, arches: str | None, output: str, db_path: Path | None) -> 
         console.rich.print(frames_table(models))
     else:
         click.echo(frames_text(models))
+
+
+@main.command()
+@tree_argument
+@click.option("--arch", "arches", metavar="A[,B]", help="Arches to check [default: every arch with rules/frames].")
+@click.option("--config", "config", type=click.Path(dir_okay=False, path_type=Path),
+              help="A kernel .config: evaluate every CONFIG_ guard as it says (absent symbols are off).")
+@click.option("--format", "output", type=click.Choice(["text", "json", "html", "sarif"]), default="text",
+              show_default=True, help="Report format ('json' is the documented contract).")
+@click.option("-o", "--output", "output_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the report to this file instead of stdout.")
+@click.option("--fail-on-findings", is_flag=True, help="Exit 1 when there is at least one finding.")
+@click.option("--no-color", is_flag=True, help="Plain text even on a terminal.")
+@db_option
+@_handle_errors
+def audit(tree: str, arches: str | None, config: Path | None, output: str, output_file: Path | None,
+          fail_on_findings: bool, no_color: bool, db_path: Path | None) -> None:
+    """Index, link, model and check TREE: consumers reading pt_regs members a sparse ftrace frame left unpopulated."""
+    from regaudit.audit.run import audit_database, check_request
+
+    check_request(tree, split_arches(arches), config)
+    console = Console()
+    db = indexed(tree, db_path, console).db
+    document = audit_database(db, tree, split_arches(arches), config, progress=console.stage if sys.stderr.isatty()
+                              else None)
+    color = not no_color and output_file is None and console.rich.is_terminal
+    emit(render(document, output, color=color), output_file)
+    sys.exit(1 if fail_on_findings and document["findings"] else 0)
+
+
+for _command in (report_command, diff_command):
+    _command.callback = _handle_errors(_command.callback)
+    main.add_command(_command)

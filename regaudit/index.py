@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import multiprocessing
 import os
+import re
 import subprocess
 import tempfile
 import time
@@ -25,7 +26,7 @@ from regaudit.parse.extract import FileFacts, extract_file, register_attribute_f
 from regaudit.parse.prepare import Dialect, load_dialect
 from regaudit.prefilter import FRAME_STRUCTS, SEED_TOKENS, new_tokens, stop_tokens
 from regaudit.resources import content_hash, data_dir
-from regaudit.tree import KernelTree, SourceFile, arch_of, open_tree, walk_sources
+from regaudit.tree import EXCLUDED_TOP_DIRS, KernelTree, SourceFile, arch_of, open_tree, walk_sources
 
 # Files larger than this are generated register tables, never pt_regs code; reading them into
 # tree-sitter would cost more than the rest of the tree.
@@ -96,6 +97,49 @@ def index_tree(tree_path: str | os.PathLike[str], db_path: Path, *, prefilter: s
     return result
 
 
+def index_overlay(tree_path: str | os.PathLike[str], db_path: Path, files: dict[str, bytes],
+                  removed: list[str]) -> IndexResult:
+    """Re-index the existing database `db_path` for a patched tree: replace the facts of `files` (tree-relative
+    path -> new content), forget those of `removed`, empty the derived tables, publish atomically.
+
+    For `regaudit check`, whose `db_path` is a scratch copy of the tree's database. A file is parsed when it
+    was indexed or its new content names a prefilter token of the database; the token fixpoint is not re-run,
+    so a patch that creates a new pt_regs-carrying type does not pull unchanged files into the index.
+    """
+    started = time.monotonic()
+    tree = open_tree(tree_path)
+    result = IndexResult(db=db_path, tree=tree)
+    _init_worker(str(tree.root))
+    previous = read.previous_index(db_path)
+    indexed = set(previous.files) if previous else set()
+    with FactStore(db_path) as store:
+        mentions = _mentions([token for (token,) in store.conn.execute("SELECT token FROM prefilter_tokens")])
+        for path in removed:
+            store.forget_file(path)
+            result.files_removed += path in indexed
+        for path, data in sorted(files.items()):
+            if not _walked(path):
+                continue
+            if path in indexed or mentions.search(data):
+                _store_parsed(store, _parse_data(SourceFile(path, len(data), 0), data), result)
+            else:
+                store.forget_file(path)
+        store.invalidate_derived()
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def _walked(path: str) -> bool:
+    """Whether `walk_sources` considers `path`: a .c/.h file below a top directory it does not exclude."""
+    top, _, rest = path.partition("/")
+    return bool(rest) and top not in EXCLUDED_TOP_DIRS and path.endswith((".c", ".h"))
+
+
+def _mentions(tokens: list[str]) -> re.Pattern[bytes]:
+    """Whole-word match of any token: what `_scan_chunk`'s `grep -w -F` selects."""
+    return re.compile(rb"\b(?:" + b"|".join(re.escape(t.encode()) for t in tokens) + rb")\b")
+
+
 class _Selection:
     """One run of the prefilter fixpoint, parsing (or reusing) files as they are selected."""
 
@@ -164,21 +208,26 @@ class _Selection:
             self.progress("parsing", done, len(to_parse))
 
     def _store(self, parsed: _Parsed) -> None:
-        path = parsed.source.path
-        prior = self.reusable.get(path)
+        prior = self.reusable.get(parsed.source.path)
         if parsed.facts is not None and prior is not None and prior[2] == parsed.sha256 and parsed.warning is None:
             self.result.files_reused += 1  # touched but identical content: keep its facts
             return
-        if parsed.facts is None:
-            self.store.forget_file(path)
-        else:
-            self.store.add_file(parsed.facts, parsed.sha256, parsed.source.size, arch_of(path))
-            self.result.files_parsed += 1
-            self.result.parse_errors += parsed.facts.parse_errors
-            self.result.warnings += [(path, w["kind"], w["message"]) for w in parsed.facts.warnings]
-        if parsed.warning is not None:
-            self.store.add_warning(path, *parsed.warning)
-            self.result.warnings.append((path, *parsed.warning))
+        _store_parsed(self.store, parsed, self.result)
+
+
+def _store_parsed(store: FactStore, parsed: _Parsed, result: IndexResult) -> None:
+    """Replace the facts of one parsed file (or drop them when it could not be parsed), with its warnings."""
+    path = parsed.source.path
+    if parsed.facts is None:
+        store.forget_file(path)
+    else:
+        store.add_file(parsed.facts, parsed.sha256, parsed.source.size, arch_of(path))
+        result.files_parsed += 1
+        result.parse_errors += parsed.facts.parse_errors
+        result.warnings += [(path, w["kind"], w["message"]) for w in parsed.facts.warnings]
+    if parsed.warning is not None:
+        store.add_warning(path, *parsed.warning)
+        result.warnings.append((path, *parsed.warning))
 
 
 # -- worker processes ------------------------------------------------------------------------------
@@ -224,6 +273,10 @@ def _parse_task(args: tuple[str, SourceFile]) -> _Parsed:
             data = handle.read()
     except OSError as err:
         return _Parsed(source, "", None, ("unreadable", f"cannot read: {err.strerror}"))
+    return _parse_data(source, data)
+
+
+def _parse_data(source: SourceFile, data: bytes) -> _Parsed:
     sha = hashlib.sha256(data).hexdigest()
     if b"\0" in data[:8192]:
         return _Parsed(source, sha, None, ("binary", "contains NUL bytes; not C source"))

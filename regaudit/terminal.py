@@ -51,6 +51,11 @@ class Console:
         self.rich.print(table)
 
 
+    def stage(self, message: str) -> None:
+        """A step of a long command, on stderr (the CLI only passes this on a terminal)."""
+        rich.console.Console(stderr=True, highlight=False).print(f"[dim]{message}[/dim]")
+
+
 class _RateColumn(rich.progress.ProgressColumn):
     """Items per second (files for parsing, chunks of files for scanning)."""
 

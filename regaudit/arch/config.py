@@ -69,15 +69,20 @@ class BuildConfig:
     assumed: dict[str, bool]
     macros: dict[str, bool]
     facts: ArchFacts
+    dotconfig: Mapping[str, bool] | None = None  # a user's .config: decides every CONFIG_ symbol
     _kconfig: dict[str, Truth] = field(default_factory=dict)
     _defined: dict[str, Truth] = field(default_factory=dict)
     _holds: dict[str, Truth] = field(default_factory=dict)
 
     @classmethod
     def load(
-        cls, tree: Path, arch: str, facts: ArchFacts, rules: ConfigRules, shared: tuple[ConfigEntry, ...] | None = None
+        cls, tree: Path, arch: str, facts: ArchFacts, rules: ConfigRules, shared: tuple[ConfigEntry, ...] | None = None,
+        dotconfig: Mapping[str, bool] | None = None,
     ) -> BuildConfig:
-        """The build of `arch`; `shared` is `shared_kconfig(tree)`, read once when modelling many arches."""
+        """The build of `arch`; `shared` is `shared_kconfig(tree)`, read once when modelling many arches.
+
+        With `dotconfig` (`read_dotconfig`) every CONFIG_ symbol is what that file says, absent ones off.
+        """
         own = arch_capabilities(tree, arch)
         capabilities = Capabilities(arch, own.entries + (shared_kconfig(tree) if shared is None else shared))
         assumed = dict(rules.assume)
@@ -86,12 +91,14 @@ class BuildConfig:
             for symbol in rules.enable:
                 if capabilities.value(symbol, assumed) is not False:
                     assumed[symbol] = True
-        return cls(arch, capabilities, assumed, dict(rules.macros), facts)
+        return cls(arch, capabilities, assumed, dict(rules.macros), facts, dotconfig)
 
     # --- Kconfig -----------------------------------------------------------------------------------
 
     def kconfig(self, symbol: str) -> Truth:
         """Whether CONFIG_`symbol` is set in the modelled build; None when the tree leaves it open."""
+        if self.dotconfig is not None:
+            return self.dotconfig.get(symbol, False)
         if symbol not in self._kconfig:
             self._kconfig[symbol] = self.capabilities.value(symbol, self.assumed)
         return self._kconfig[symbol]
@@ -162,7 +169,9 @@ class BuildConfig:
         if kind == "number":
             return int(name.rstrip("uUlL"), 0) != 0
         if kind == "config":
-            return False if name.endswith("_MODULE") else self.kconfig(name)
+            if name.endswith("_MODULE") and self.dotconfig is None:
+                return False
+            return self.kconfig(name)
         if name.startswith("CONFIG_"):
             return self._atom("config", name.removeprefix("CONFIG_"))
         if name in self.macros:
@@ -180,6 +189,29 @@ class BuildConfig:
         value: Truth = True if True in values else (None if None in values else False)
         self._defined[name] = value
         return value
+
+
+def read_dotconfig(path: Path) -> dict[str, bool]:
+    """CONFIG_ symbols of a kernel .config without the prefix: `=y`/`=m`/a value → True (`=m` also sets
+    X_MODULE), `=n` and `# CONFIG_X is not set` → False. BadInput when the file is unreadable or has none."""
+    try:
+        text = path.read_text(errors="replace")
+    except OSError as error:
+        raise BadInput(f"{path}: cannot read the config file: {error.strerror}") from None
+    values: dict[str, bool] = {}
+    for line in text.splitlines():
+        unset = re.fullmatch(r"#\s*CONFIG_(\w+) is not set\s*", line)
+        if unset:
+            values[unset[1]] = False
+            continue
+        setting = re.fullmatch(r"CONFIG_(\w+)=(.*)", line.strip())
+        if setting:
+            values[setting[1]] = setting[2] != "n"
+            if setting[2] == "m":
+                values[f"{setting[1]}_MODULE"] = True
+    if not values:
+        raise BadInput(f"{path}: not a kernel .config (no CONFIG_ lines)")
+    return values
 
 
 class _Lookup(Mapping[str, bool]):

@@ -19,6 +19,7 @@ from typing import Any, Literal
 MemberState = Literal["populated", "constant", "stale", "uninitialised", "zero"]
 FrameResult = Literal["frame", "null", "undetermined"]
 UNPOPULATED: tuple[MemberState, ...] = ("stale", "uninitialised", "zero")
+TRAMPOLINE_FRAME = "the trampoline's stack frame"  # `storage` of a frame that is the live ftrace frame
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,11 @@ class FrameModel:
     @property
     def masks(self) -> dict[str, str]:
         return {name: value.mask for name, value in self.members.items() if value.mask}
+
+    @property
+    def live(self) -> bool:
+        """True when the members are the live ftrace frame, so a write changes what later callbacks see."""
+        return self.storage.startswith(TRAMPOLINE_FRAME)
 
     @property
     def key(self) -> tuple[str, str, str, str]:

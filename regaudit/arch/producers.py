@@ -42,7 +42,7 @@ from regaudit.arch.effects import (
     Store,
     Zero,
 )
-from regaudit.arch.frames import FrameModel, FrameResult, MemberValue
+from regaudit.arch.frames import TRAMPOLINE_FRAME, FrameModel, FrameResult, MemberValue
 from regaudit.arch.kconfig import ConfigEntry, list_arches
 from regaudit.arch.layout import Layout, ReadLines, choose_struct, struct_layout
 from regaudit.errors import BadInput
@@ -206,7 +206,7 @@ def _arch_models(site: _ArchSite, rule: RuleFile, series: str, catalogue: Catalo
         if verified != series:
             frame.why.notes.append(f"{rule.name} has no data verified on {series}; using {verified}'s unchecked")
         own = _Provenance(notes=[kind.notes])
-        models.append(frame.model(kind.producer, frame.members, "frame", "the trampoline's stack frame", own, drift))
+        models.append(frame.model(kind.producer, frame.members, "frame", TRAMPOLINE_FRAME, own, drift))
         for builder in catalogue.builders:
             if f"{trampoline.mode}.{trampoline.context}" in builder.on:
                 model = _built(frame, builder, drift)
@@ -327,7 +327,7 @@ def _built(frame: _HandedFrame, builder: BuilderSpec, drift: Drift) -> FrameMode
         own.notes += notes
         stores = [store for store in effect.stores if store.target == "frame"]
         members = _applied(frame.members, frame.layout, stores, frame.members, frame.layout, own.unresolved)
-        return frame.model(builder.producer, members, result, "the trampoline's stack frame (in place)", own, drift)
+        return frame.model(builder.producer, members, result, f"{TRAMPOLINE_FRAME} (in place)", own, drift)
     if effect.result == "buffer" and site.pt_regs is not None and builder.buffer_param is not None:
         origin = buffer_origin(site.config, builder.function, builder.buffer_param)
         own.evidence += origin.evidence

@@ -8,12 +8,17 @@ what points to a frame (that is `regaudit.flow.propagate`).
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from regaudit.errors import BadInput
 from regaudit.facts.link_facts import member_types, typedef_types
+
+# (condition text, holds, exit) the fact runs under, innermost first; `exit` is None except for a guard
+# clause (`if (C) return;`): -1 for a return, a goto's label line, 0 for break/continue
+Branches = tuple[tuple[str, bool, int | None], ...]
 
 
 @dataclass(frozen=True)
@@ -48,6 +53,7 @@ class CallSite:
     result_use: str
     condition: str
     args: tuple[Argument, ...]
+    branches: Branches = ()
 
 
 @dataclass(frozen=True)
@@ -63,6 +69,7 @@ class Access:
     access: str
     mask: str | None
     condition: str
+    branches: Branches = ()
 
 
 @dataclass(frozen=True)
@@ -79,6 +86,7 @@ class Assignment:
     rhs_var_kind: str | None
     rhs_member: str | None
     cast_type: str | None
+    branches: Branches = ()
 
 
 @dataclass
@@ -98,19 +106,29 @@ class FlowFacts:
     typedefs: dict[str, str] = field(default_factory=dict)
 
 
-def load_flow_facts(conn: sqlite3.Connection, arch: str) -> FlowFacts:
-    """Everything the propagation over `arch` reads, in a handful of queries. BadInput if `arch` is not linked."""
+def load_flow_facts(conn: sqlite3.Connection, arch: str, shared: FlowFacts | None = None) -> FlowFacts:
+    """Everything the propagation over `arch` reads, in a handful of queries. BadInput if `arch` is not linked.
+
+    `shared`: the arch-independent facts already loaded for another arch (`load_shared_facts`); only the
+    arch's edges are read then.
+    """
     if not conn.execute("SELECT 1 FROM link_arches WHERE arch = ?", (arch,)).fetchone():
         raise BadInput(f"arch {arch} is not linked in this database: run the link stage first")
-    row = conn.execute("SELECT tree_path FROM runs WHERE stage = 'index' ORDER BY id DESC LIMIT 1").fetchone()
-    facts = FlowFacts(tree_path=row[0] if row else "", functions=_functions(conn), params=_params(conn),
-                      var_types=_var_types(conn), member_types=member_types(conn), typedefs=typedef_types(conn))
-    facts.calls = _calls(conn)
+    facts = replace(shared or load_shared_facts(conn), callees={}, edge_guards={})
     for call_id, callee_id, guard in conn.execute(
         "SELECT call_id, callee_id, condition FROM edges WHERE arch = ?", (arch,)
     ):
         facts.callees.setdefault(call_id, []).append(callee_id)
         facts.edge_guards[(call_id, callee_id)] = guard
+    return facts
+
+
+def load_shared_facts(conn: sqlite3.Connection) -> FlowFacts:
+    """The facts every arch's propagation shares (all but the edges), grouped by function."""
+    row = conn.execute("SELECT tree_path FROM runs WHERE stage = 'index' ORDER BY id DESC LIMIT 1").fetchone()
+    facts = FlowFacts(tree_path=row[0] if row else "", functions=_functions(conn), params=_params(conn),
+                      var_types=_var_types(conn), member_types=member_types(conn), typedefs=typedef_types(conn))
+    facts.calls = _calls(conn)
     for access in _accesses(conn):
         facts.accesses.setdefault(access.function_id, []).append(access)
     for assignment in _assignments(conn):
@@ -156,26 +174,33 @@ def _calls(conn: sqlite3.Connection) -> dict[int, list[CallSite]]:
         args[call_id].append(Argument(position, var, var_kind, bool(address_of), member, inner_call))
     calls: dict[int, list[CallSite]] = defaultdict(list)
     for row in conn.execute(
-        "SELECT id, function_id, file, line, callee, callee_expr, result_use, condition FROM calls "
+        "SELECT id, function_id, file, line, callee, callee_expr, result_use, condition, branches FROM calls "
         "WHERE function_id IS NOT NULL ORDER BY id"
     ):
-        calls[row[1]].append(CallSite(*row, args=tuple(args.get(row[0], ()))))
+        *columns, branches = row
+        calls[row[1]].append(CallSite(*columns, args=tuple(args.get(row[0], ())), branches=_branches(branches)))
     return dict(calls)
 
 
 def _accesses(conn: sqlite3.Connection) -> list[Access]:
     rows = conn.execute(
-        "SELECT id, function_id, file, line, base_var, base_var_kind, base_call, member, access, mask, condition "
-        "FROM accesses "
-        "WHERE function_id IS NOT NULL ORDER BY id"
+        "SELECT id, function_id, file, line, base_var, base_var_kind, base_call, member, access, mask, condition, "
+        "branches FROM accesses WHERE function_id IS NOT NULL ORDER BY id"
     )
-    return [Access(*row) for row in rows]
+    return [Access(*columns, branches=_branches(branches)) for *columns, branches in rows]
 
 
 def _assignments(conn: sqlite3.Connection) -> list[Assignment]:
     rows = conn.execute(
         "SELECT function_id, line, lhs_var, lhs_var_kind, lhs_member, lhs_deref, rhs_kind, rhs_callee, rhs_var, "
-        "rhs_var_kind, rhs_member, cast_type FROM assignments WHERE function_id IS NOT NULL AND operator = '=' "
-        "ORDER BY id"
+        "rhs_var_kind, rhs_member, cast_type, branches FROM assignments WHERE function_id IS NOT NULL "
+        "AND operator = '=' ORDER BY id"
     )
-    return [Assignment(f, line, lv, lk, lm, bool(ld), *rest) for f, line, lv, lk, lm, ld, *rest in rows]
+    return [Assignment(f, line, lv, lk, lm, bool(ld), *rest, branches=_branches(branches))
+            for f, line, lv, lk, lm, ld, *rest, branches in rows]
+
+
+def _branches(column: str) -> Branches:
+    if column == "[]":
+        return ()
+    return tuple((item[0], bool(item[1]), item[2] if len(item) > 2 else None) for item in json.loads(column))

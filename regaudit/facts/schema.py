@@ -254,6 +254,95 @@ CREATE INDEX edges_call ON edges(arch, call_id);
 CREATE INDEX edges_caller ON edges(arch, caller_id);
 CREATE INDEX edges_callee ON edges(arch, callee_id);
 """,
+    # 3: the check stage's findings (`regaudit audit`): one audit run's results, readable without the code.
+    """
+CREATE TABLE audits (
+    id INTEGER PRIMARY KEY,
+    started TEXT NOT NULL,          -- UTC ISO timestamp
+    finished TEXT,                  -- NULL while running (never published so)
+    tool_version TEXT NOT NULL,
+    rules_hash TEXT NOT NULL,       -- hash of every file under rules/ the audit used
+    tree_path TEXT NOT NULL,
+    kernel_version TEXT NOT NULL,   -- '7.3.4'
+    arches TEXT NOT NULL,           -- JSON list of the architectures checked
+    config TEXT                     -- the --config .config file the guards were evaluated against, or NULL
+);
+CREATE TABLE frame_models (
+    audit_id INTEGER NOT NULL,      -- audits.id
+    arch TEXT NOT NULL,
+    producer TEXT NOT NULL,         -- 'ftrace_partial_regs', 'save_regs', ...
+    context TEXT NOT NULL,          -- 'entry' or 'exit'
+    trampoline TEXT NOT NULL,       -- the rules/frames entry the frame starts from
+    result TEXT NOT NULL,           -- 'frame', 'null' or 'undetermined'
+    model TEXT NOT NULL             -- the model as `regaudit frames --format json` prints it (JSON object)
+);
+CREATE TABLE findings (
+    id INTEGER PRIMARY KEY,
+    audit_id INTEGER NOT NULL,      -- audits.id
+    fingerprint TEXT NOT NULL,      -- hash of arch, producer, context, member, access, consumer and path
+                                    -- functions: no line numbers, stable across unrelated edits
+    arch TEXT NOT NULL,
+    subsystem TEXT NOT NULL,        -- coarse class of the consumer's file: perf, kprobes/fprobe, BPF, tracing,
+                                    -- arch-unwind, other
+    maintainers TEXT NOT NULL,      -- the MAINTAINERS section of the consumer's file ('' when none)
+    member TEXT NOT NULL,           -- 'cs', 'regs[19]', 'regs[*]' (index unknown), '*' (any member)
+    reaches TEXT NOT NULL,          -- JSON list of the unpopulated members the access can touch
+    access TEXT NOT NULL,           -- 'read' or 'write'
+    via TEXT NOT NULL,              -- 'direct', 'bpf-program', 'bpf-helper', 'perf-register-table', 'dynamic'
+    mask TEXT,                      -- bits the consumer tests or sets, when it names them
+    state TEXT NOT NULL,            -- what the member holds: 'stale', 'uninitialised', 'zero' ('populated' or
+                                    -- 'constant' for a write into the live frame)
+    producer TEXT NOT NULL,         -- frame model: builder API ('ftrace_partial_regs')
+    context TEXT NOT NULL,          -- 'entry' or 'exit'
+    trampoline TEXT NOT NULL,
+    producer_file TEXT NOT NULL,    -- where the model's first evidence is (the builder or trampoline)
+    producer_line INTEGER NOT NULL,
+    source_rule TEXT NOT NULL,      -- the rules/sources.toml entry where the pointer is born
+    source_function TEXT NOT NULL,
+    source_file TEXT NOT NULL,
+    source_line INTEGER NOT NULL,
+    consumer_function TEXT NOT NULL,
+    consumer_file TEXT NOT NULL,
+    consumer_line INTEGER NOT NULL,
+    conditions TEXT NOT NULL        -- JSON list of the #if guards the arch's build leaves open on the finding
+);
+CREATE TABLE finding_hops (
+    finding_id INTEGER NOT NULL,    -- findings.id
+    position INTEGER NOT NULL,      -- 0 = the source; the last hop is the consumer's access
+    function TEXT NOT NULL,         -- the function the hop is in
+    file TEXT NOT NULL,
+    line INTEGER NOT NULL,          -- the line holding the call, store or access that moves the pointer on
+    condition TEXT NOT NULL         -- the guard left open on this hop, '' when none
+);
+CREATE TABLE clean_sources (
+    audit_id INTEGER NOT NULL,
+    arch TEXT NOT NULL,
+    source_rule TEXT NOT NULL,
+    source_function TEXT NOT NULL,
+    source_file TEXT NOT NULL,
+    source_line INTEGER NOT NULL,
+    producer TEXT NOT NULL,
+    context TEXT NOT NULL,
+    trampoline TEXT NOT NULL,
+    producer_file TEXT NOT NULL,
+    producer_line INTEGER NOT NULL,
+    accesses INTEGER NOT NULL,      -- member accesses the frame pointer reaches from this source
+    members TEXT NOT NULL           -- JSON list of the members read, all populated
+);
+CREATE INDEX findings_audit ON findings(audit_id);
+CREATE INDEX finding_hops_finding ON finding_hops(finding_id);
+""",
+    # 4: the C branch conditions a call or access runs under (if/else arms, ?:, && / ||, guard clauses).
+    """
+ALTER TABLE calls ADD COLUMN branches TEXT NOT NULL DEFAULT '[]'
+    /* JSON [[condition text, holds], ...], innermost first: [["perf_hw_regs(regs)", true]] for a call in the
+       then-arm of `if (perf_hw_regs(regs))`; an earlier `if (C) return;` in the same block adds [C, false] */;
+ALTER TABLE accesses ADD COLUMN branches TEXT NOT NULL DEFAULT '[]' /* as calls.branches */;
+""",
+    # 5: the same for assignments, so a store or a reassignment the frame model proves dead can be dropped.
+    """
+ALTER TABLE assignments ADD COLUMN branches TEXT NOT NULL DEFAULT '[]' /* as calls.branches */;
+""",
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -263,7 +352,7 @@ SCHEMA_VERSION = len(MIGRATIONS)
 PER_FILE_TABLES = ("functions", "variables", "defines", "calls", "accesses", "assignments", "bindings",
                    "structs", "typedefs")
 # Tables later stages derive from the facts; the index stage empties them whenever a fact changes.
-DERIVED_TABLES = ("edges", "link_arches")
+DERIVED_TABLES = ("edges", "link_arches", "audits", "frame_models", "findings", "finding_hops", "clean_sources")
 CHILD_TABLES = {"params": ("function_id", "functions"), "call_args": ("call_id", "calls"),
                 "struct_members": ("struct_id", "structs")}
 

@@ -33,9 +33,12 @@ from __future__ import annotations
 import re
 import sqlite3
 from collections import defaultdict, deque
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
+from typing import Protocol
 
 from regaudit.arch.catalogue import load_catalogue
 from regaudit.arch.config import BuildConfig, ConfigRules
@@ -45,6 +48,7 @@ from regaudit.facts.flow_facts import (
     Access,
     Argument,
     Assignment,
+    Branches,
     CallSite,
     FlowFacts,
     functions_named,
@@ -65,6 +69,12 @@ _MODELLED = _READS_FIRST_ARGUMENT | _WRITES_FIRST_ARGUMENT | {"container_of"}
 _RETURN = re.compile(r"\breturn\s+(?:\(\s*[\w\s*]+\)\s*)?\(?\s*(\w+)\s*\)?\s*;")
 _STRUCT_TAG = re.compile(r"\b(?:struct|union)\s+(\w+)")
 _TYPEDEF_HOPS = 4
+
+class BranchOracle(Protocol):
+    """Decides a C branch condition given the variables that point to the frame (None: cannot tell)."""
+
+    def decide(self, condition: str, frame_vars: frozenset[str]) -> bool | None: ...
+
 
 HeapKey = tuple[str, str, str]  # ('field', struct tag, field) | ('global', name, '') | ('object', name, '')
 Entry = frozenset[tuple[int, str]]  # (parameter position, offset) pairs a call passes
@@ -92,6 +102,7 @@ class Returned:
 
 
 Source = Local | Heap | CallResult
+NOTHING = Local("\0nothing")  # the value of a constant or an expression the walk does not follow
 Destination = Local | Heap | Returned
 
 
@@ -140,8 +151,9 @@ class Seed:
     """Where a frame pointer is born. Exactly one of var, param, returned_by and buffer is set.
 
     var / param: that local or parameter of `function` (an id, or a name, with `file` to choose);
-    returned_by: every call to that function returns the frame; buffer: the global or per-CPU object
-    of that name is the frame, so `&buf` and `this_cpu_ptr(&buf)` point to it.
+    returned_by: every call to that function returns the frame (only the calls made in `function`
+    when it is given); buffer: the global or per-CPU object of that name is the frame, so `&buf` and
+    `this_cpu_ptr(&buf)` point to it.
     """
 
     frame: str  # opaque label, e.g. 'x86:ftrace_partial_regs:entry'
@@ -194,18 +206,53 @@ class Escape:
     path: tuple[Hop, ...]  # ends with the call itself
 
 
+@dataclass(frozen=True)
+class Entered:
+    """A function the frame pointer is passed into: `positions` are the parameters holding the frame itself."""
+
+    frame: str
+    function: str
+    file: str
+    line: int
+    positions: tuple[int, ...]
+    path: tuple[Hop, ...]  # ends with the call into the function
+
+
+@dataclass(frozen=True)
+class Propagation:
+    """Everything one seed's frame pointer gets to on one arch."""
+
+    reaches: list[Reach]
+    escapes: list[Escape]
+    entered: list[Entered]
+
+
+@dataclass(frozen=True)
+class Site:
+    """Where an equation holds: its line and the C branch conditions it runs under (innermost first)."""
+
+    line: int = 0
+    branches: Branches = ()
+
+
+ANYWHERE = Site()
+Flow = tuple[Destination, Source, Transform, Site]
+
+
 @dataclass
 class Body:
     """A function compiled to equations `destination <- transform(source)`."""
 
-    flows: list[tuple[Destination, Source, Transform]] = field(default_factory=list)
+    flows: list[Flow] = field(default_factory=list)
     calls: dict[int, tuple[CallSite, list[tuple[int, Source, Transform]]]] = field(default_factory=dict)
     accesses: list[tuple[Access, Source]] = field(default_factory=list)
     store_lines: dict[HeapKey, int] = field(default_factory=dict)
     heap_reads: frozenset[HeapKey] = frozenset()  # cells any equation, argument or access reads
+    # local -> the plain assignments to it: a later use is killed when they cover every way to it
+    assigned: dict[str, list[tuple[Site, Source, Transform]]] = field(default_factory=dict)
 
     def seal(self) -> Body:
-        sources = [source for _d, source, _t in self.flows] + [source for _a, source in self.accesses]
+        sources = [source for _d, source, _t, _s in self.flows] + [source for _a, source in self.accesses]
         sources += [source for _c, args in self.calls.values() for _p, source, _t in args]
         self.heap_reads = frozenset(source.key for source in sources if isinstance(source, Heap))
         return self
@@ -216,29 +263,36 @@ def propagate(db_path: str | Path, arch: str, seeds: list[Seed]) -> tuple[list[R
 
     BadInput when `arch` is not linked in the database or a seed names no function.
     """
-    for seed in seeds:
-        if sum(value is not None for value in (seed.var, seed.param, seed.returned_by, seed.buffer)) != 1:
-            raise BadInput(f"seed {seed.frame}: set exactly one of var, param, returned_by, buffer")
+    reaches: list[Reach] = []
+    escapes: list[Escape] = []
+    with arch_program(db_path, arch) as program:
+        for seed in seeds:
+            result = program.run(seed)
+            reaches.extend(result.reaches)
+            escapes.extend(result.escapes)
+    return reaches, escapes
+
+
+@contextmanager
+def arch_program(db_path: str | Path, arch: str, dotconfig: Mapping[str, bool] | None = None,
+                 barriers: frozenset[tuple[str, str]] = frozenset(),
+                 shared: FlowFacts | None = None) -> Iterator[FlowProgram]:
+    """The arch's program compiled once, to run many seeds on; `dotconfig` evaluates guards as a .config does.
+
+    `barriers`: (caller, callee) names of calls a frame is never passed through (rules' no_flow bridges);
+    `shared`: the arch-independent facts, when several arches are checked (`load_shared_facts`).
+    """
     conn = open_existing(Path(db_path)).conn
     try:
-        facts = load_flow_facts(conn, arch)
-        resolved = [(seed, _seed_function(conn, seed)) for seed in seeds]
+        facts = load_flow_facts(conn, arch, shared)
     finally:
         conn.close()
     tree = open_tree(facts.tree_path)
     rules = ConfigRules.for_arch(load_catalogue(kernel_series(tree.version)).config, arch)
-    reaches: list[Reach] = []
-    escapes: list[Escape] = []
     # Open while walking: the build config reads macro definitions when it meets a new guard.
     with ArchFacts(Path(db_path)) as arch_facts:
-        program = FlowProgram(facts, BuildConfig.load(tree.root, arch, arch_facts, rules))
-        for seed, function_id in resolved:
-            walk = Walk(program, seed, function_id)
-            walk.run()
-            paths = walk.paths()
-            reaches.extend(walk.reaches(paths))
-            escapes.extend(walk.escapes(paths))
-    return reaches, escapes
+        yield FlowProgram(facts, BuildConfig.load(tree.root, arch, arch_facts, rules, dotconfig=dotconfig),
+                          Path(db_path), barriers)
 
 
 def _seed_function(conn: sqlite3.Connection, seed: Seed) -> int | None:
@@ -253,8 +307,9 @@ def _seed_function(conn: sqlite3.Connection, seed: Seed) -> int | None:
 class FlowProgram:
     """The arch's functions compiled to equations once, shared by every seed's walk."""
 
-    def __init__(self, facts: FlowFacts, config: BuildConfig) -> None:
-        self.facts, self.config = facts, config
+    def __init__(self, facts: FlowFacts, config: BuildConfig, db_path: Path,
+                 barriers: frozenset[tuple[str, str]] = frozenset()) -> None:
+        self.facts, self.config, self.db_path, self.barriers = facts, config, db_path, barriers
         generic = sorted({f.file for f in facts.functions.values() if f.file.startswith("include/asm-generic/")})
         visible = program_for(Path(facts.tree_path), config.arch, generic).sees
         self.visible = {function_id for function_id, f in facts.functions.items() if visible(f.file)}
@@ -265,6 +320,33 @@ class FlowProgram:
                 self.heap_readers[key].add(function_id)
         self._returns_added: set[int] = set()
 
+    def run(self, seed: Seed, oracle: BranchOracle | None = None) -> Propagation:
+        """One seed's reaches, escapes and entered functions; nothing when its function is not in the program.
+
+        With an `oracle`, calls and accesses under a branch condition it decides against are not followed.
+        """
+        if sum(value is not None for value in (seed.var, seed.param, seed.returned_by, seed.buffer)) != 1:
+            raise BadInput(f"seed {seed.frame}: set exactly one of var, param, returned_by, buffer")
+        function_id = seed.function
+        if isinstance(function_id, str):
+            conn = open_existing(self.db_path).conn
+            try:
+                function_id = _seed_function(conn, seed)
+            finally:
+                conn.close()
+        walk = Walk(self, seed, function_id, oracle)
+        walk.run()
+        paths = walk.paths()
+        return Propagation(walk.reaches(paths), walk.escapes(paths), walk.entered(paths))
+
+    def has(self, seed: Seed) -> bool:
+        """Whether the seed's function (by id) is part of this arch's program."""
+        return isinstance(seed.function, int) and seed.function in self.bodies
+
+    def functions_named(self, name: str) -> list[int]:
+        """This arch's definitions called `name`."""
+        return sorted(f for f in self.visible if self.facts.functions[f].name == name)
+
     def name(self, function_id: int) -> str:
         return self.facts.functions[function_id].name
 
@@ -273,7 +355,7 @@ class FlowProgram:
         body = self.bodies[function_id]
         if function_id not in self._returns_added:
             self._returns_added.add(function_id)
-            body.flows.extend((Returned(), Local(name), COPY) for name in self._returned_names(function_id))
+            body.flows.extend((Returned(), Local(name), COPY, ANYWHERE) for name in self._returned_names(function_id))
         return body
 
     def open_guard(self, condition: str) -> str:
@@ -285,7 +367,7 @@ class FlowProgram:
         if function.kind == "macro":
             body = (function.macro_body or "").strip().strip("()").strip()
             return {body} if body in self.facts.params.get(function_id, []) else set()
-        lines = _source_lines(self.facts.tree_path, function.file)[function.line - 1:function.end_line]
+        lines = source_lines(self.facts.tree_path, function.file)[function.line - 1:function.end_line]
         return {match[1] for line in lines for match in _RETURN.finditer(line)}
 
     def _compile(self, function_id: int) -> Body:
@@ -304,7 +386,7 @@ class FlowProgram:
                     args.append((arg.position, source, transform))
             body.calls[call.id] = (call, args)
             if call.result_use == "returned":
-                body.flows.append((Returned(), CallResult(call.id), COPY))
+                body.flows.append((Returned(), CallResult(call.id), COPY, Site(call.line, call.branches)))
             self._compile_percpu_write(body, call, args)
         for access in self.facts.accesses.get(function_id, []):
             if access.base_var and not access.base_call and self.config.holds(access.condition) is not False:
@@ -326,7 +408,7 @@ class FlowProgram:
         by_position = {position: (source, transform) for position, source, transform in args}
         target, value = by_position.get(0), by_position.get(1)
         if target and value and isinstance(target[0], Heap):
-            body.flows.append((target[0], *value))
+            body.flows.append((target[0], *value, Site(call.line, call.branches)))
             body.store_lines[target[0].key] = call.line
 
     def _compile_assignment(self, body: Body, function_id: int, assignment: Assignment,
@@ -335,14 +417,21 @@ class FlowProgram:
             return
         source, transform = self._rhs(function_id, assignment, by_place)
         if source is None:
+            if not assignment.lhs_member and self._variable(function_id, assignment.lhs_var, None) == Local(
+                    assignment.lhs_var):
+                site = Site(assignment.line, assignment.branches)
+                body.assigned.setdefault(assignment.lhs_var, []).append((site, NOTHING, COPY))
             return
+        site = Site(assignment.line, assignment.branches)
         if not assignment.lhs_member:
             destination = self._variable(function_id, assignment.lhs_var, assignment.lhs_var_kind)
-            body.flows.append((destination, source, transform))
+            body.flows.append((destination, source, transform, site))
+            if isinstance(destination, Local):
+                body.assigned.setdefault(destination.name, []).append((site, source, transform))
             return
         key = self.field_cell(function_id, assignment.lhs_var, assignment.lhs_member)
         if key is not None:
-            body.flows.append((Heap(key), source, transform))
+            body.flows.append((Heap(key), source, transform, site))
             body.store_lines[key] = assignment.line
 
     def _rhs(self, function_id: int, assignment: Assignment,
@@ -417,7 +506,7 @@ class FlowProgram:
 
 
 @cache
-def _source_lines(tree: str, file: str) -> list[str]:
+def source_lines(tree: str, file: str) -> list[str]:
     try:
         return (Path(tree) / file).read_text(errors="replace").splitlines()
     except OSError:
@@ -427,8 +516,9 @@ def _source_lines(tree: str, file: str) -> list[str]:
 class Walk:
     """One seed's worklist over contexts to the fixpoint, then its reaches and escapes."""
 
-    def __init__(self, program: FlowProgram, seed: Seed, function_id: int | None) -> None:
-        self.program, self.seed, self.seed_function = program, seed, function_id
+    def __init__(self, program: FlowProgram, seed: Seed, function_id: int | None,
+                 oracle: BranchOracle | None = None) -> None:
+        self.program, self.seed, self.seed_function, self.oracle = program, seed, function_id, oracle
         self.heap: dict[HeapKey, set[str]] = defaultdict(set)
         self.summaries: dict[Context, set[str]] = {}
         self.values: dict[Context, dict[str, set[str]]] = {}
@@ -456,12 +546,14 @@ class Walk:
             self._store(("object", seed.buffer, ""), {""}, None)
             return [(f, frozenset()) for f in sorted(self.program.heap_readers.get(("object", seed.buffer, ""), ()))]
         if seed.returned_by is not None:
-            sites = [call for f in self.program.visible for call in facts.calls.get(f, [])
-                     if call.callee == seed.returned_by]
+            visible = self.program.visible
+            callers = visible if self.seed_function is None else {self.seed_function} & visible
+            sites = [call for f in callers for call in facts.calls.get(f, [])
+                     if call.callee == seed.returned_by and self.program.config.holds(call.condition) is not False]
             self.seeded_calls = {call.id for call in sites}
             return [(f, frozenset()) for f in sorted({call.function_id for call in sites})]
         if self.seed_function not in self.program.bodies:
-            raise BadInput(f"seed {seed.frame}: function {seed.function} is not in this arch's program")
+            return []  # defined only in another arch's code, or compiled out on this one
         entry = frozenset({(seed.param, "")}) if seed.param is not None else frozenset()
         return [(self.seed_function, entry)]
 
@@ -495,14 +587,58 @@ class Walk:
             return self.heap.get(source.key, set())
         return self._call_value(context, values, source.call_id)
 
-    def _moved(self, context: Context, values: dict[str, set[str]], source: Source, transform: Transform) -> set[str]:
+    def _moved(self, context: Context, values: dict[str, set[str]], source: Source, transform: Transform,
+               site: Site | None = None) -> set[str]:
+        """The offsets `transform(source)` yields; at `site`, nothing when a reassignment killed the local."""
+        if site is not None and isinstance(source, Local) and self._killed(context, values, source.name, site):
+            return set()
         return {o for o in map(transform.apply, self.value(context, values, source)) if o is not None}
+
+    def _killed(self, context: Context, values: dict[str, set[str]], name: str, site: Site) -> bool:
+        """True when assignments of values that are not the frame, earlier in the function than `site`, cover
+        every way to it: their branch conditions, once the ones the oracle decides are dropped and the two arms
+        of one condition are merged, are all among the conditions `site` runs under. Loops are not seen: a use
+        reached again after a later reassignment on a back edge is taken as killed."""
+        assigned = self.program.bodies[context[0]].assigned.get(name)
+        if not assigned or not site.line:
+            return False
+        covers: set[frozenset[tuple[str, bool]]] = set()
+        seeded_after = self.seed.line if name == self.seed.var and context[0] == self.seed_function else 0
+        for where, source, transform in assigned:
+            if not seeded_after < where.line < site.line or self._moved(context, values, source, transform):
+                continue  # after the use, before the seed made the variable the frame, or may assign the frame
+            # a guard clause whose arm returns, or jumps past the use, does not keep the use from the assignment
+            passed = tuple(b for b in where.branches if b[2] is None or not (b[2] == -1 or b[2] > site.line))
+            conditions = self._undecided(passed, values)
+            if conditions is not None:
+                covers.add(conditions)
+        if not covers:
+            return False
+        covers = _merged_arms(covers)
+        at_use = self._undecided(site.branches, values)
+        return at_use is None or any(cover <= at_use for cover in covers)
+
+    def _undecided(self, branches: Branches, values: dict[str, set[str]]) -> frozenset[tuple[str, bool]] | None:
+        """The branch conditions the oracle leaves open; None when it decides one against its arm."""
+        if self.oracle is None:
+            return frozenset((condition, holds) for condition, holds, _exit in branches)
+        frame_vars = frozenset(name for name, offsets in values.items() if "" in offsets)
+        kept = set()
+        for condition, holds, _exit in branches:
+            decided = self.oracle.decide(condition, frame_vars)
+            if decided is None:
+                kept.add((condition, holds))
+            elif decided is not holds:
+                return None
+        return frozenset(kept)
 
     def _solve_flows(self, context: Context, body: Body, values: dict[str, set[str]]) -> bool:
         """One pass over the equations; True when a local grew (heap growth re-queues readers instead)."""
         changed = False
-        for destination, source, transform in body.flows:
-            moved = self._moved(context, values, source, transform)
+        for destination, source, transform, site in body.flows:
+            if self._dead(site.branches, values):
+                continue
+            moved = self._moved(context, values, source, transform, site)
             if not moved:
                 continue
             if isinstance(destination, Heap):
@@ -537,19 +673,22 @@ class Walk:
                 self._enqueue((function_id, frozenset()))
 
     def _entry_of(self, context: Context, values: dict[str, set[str]], call_id: int) -> Entry:
-        _call, args = self.program.bodies[context[0]].calls[call_id]
+        call, args = self.program.bodies[context[0]].calls[call_id]
+        site = Site(call.line, call.branches)
         return frozenset((position, offset) for position, source, transform in args
-                         for offset in self._moved(context, values, source, transform))
+                         for offset in self._moved(context, values, source, transform, site))
 
     def _enter_callees(self, context: Context, body: Body, values: dict[str, set[str]]) -> None:
         caller = self.program.facts.functions[context[0]]
         for call, _args in body.calls.values():
-            if call.callee in _MODELLED:
+            if call.callee in _MODELLED or self._dead(call.branches, values):
                 continue
             entry = self._entry_of(context, values, call.id)
             if not entry:
                 continue
             for callee_id in self.program.facts.callees.get(call.id, []):
+                if (caller.name, self.program.name(callee_id)) in self.program.barriers:
+                    continue
                 callee = (callee_id, entry)
                 guard = self.program.facts.edge_guards.get((call.id, callee_id), "")
                 self.incoming[callee].add((context, Hop(caller.name, call.file, call.line, guard)))
@@ -560,7 +699,10 @@ class Walk:
     def _call_value(self, context: Context, values: dict[str, set[str]], call_id: int) -> set[str]:
         if call_id in self.seeded_calls:
             return {""}
-        call, args = self.program.bodies[context[0]].calls[call_id]
+        compiled = self.program.bodies[context[0]].calls.get(call_id)
+        if compiled is None:
+            return set()  # the call is compiled out on this arch: its result is nothing
+        call, args = compiled
         if call.callee in _READS_FIRST_ARGUMENT:
             return set().union(*(self._moved(context, values, s, t) for p, s, t in args if p == 0))
         entry = self._entry_of(context, values, call_id)
@@ -573,6 +715,13 @@ class Walk:
                 self._enqueue(callee)  # no frame argument, but it may return what a heap cell holds
             result |= self.summaries.get(callee, set())
         return result
+
+    def _dead(self, branches: Branches, values: dict[str, set[str]]) -> bool:
+        """True when the oracle decides one of the branch conditions against the arm the fact is in."""
+        if self.oracle is None or not branches:
+            return False
+        frame_vars = frozenset(name for name, offsets in values.items() if "" in offsets)
+        return any(self.oracle.decide(condition, frame_vars) is (not holds) for condition, holds, _exit in branches)
 
     def paths(self) -> dict[Context, tuple[Hop, ...]]:
         """A shortest path to every analysed context: breadth-first from the roots over calls and heap stores."""
@@ -604,7 +753,10 @@ class Walk:
         for context, path in paths.items():
             values = self.values[context]
             for access, source in self.program.bodies[context[0]].accesses:
-                for offset in self.value(context, values, source):
+                if self._dead(access.branches, values):
+                    continue
+                site = Site(access.line, access.branches)
+                for offset in self._moved(context, values, source, COPY, site):
                     member = member_in_frame(offset, access.member)
                     known = found.get((access.id, member or ""))
                     if member is None or (known is not None and len(known.path) <= len(path)):
@@ -614,12 +766,25 @@ class Walk:
                                                        self.program.open_guard(access.condition), path)
         return sorted(found.values(), key=lambda r: (r.file, r.line, r.access_id, r.member))
 
+    def entered(self, paths: dict[Context, tuple[Hop, ...]]) -> list[Entered]:
+        """Each function entered with the frame itself in a parameter, on its shortest path."""
+        found: dict[tuple[int, tuple[int, ...]], Entered] = {}
+        for (function_id, entry), path in paths.items():
+            positions = tuple(sorted(position for position, offset in entry if offset == ""))
+            known = found.get((function_id, positions))
+            if positions and (known is None or len(path) < len(known.path)):
+                function = self.program.facts.functions[function_id]
+                found[(function_id, positions)] = Entered(self.seed.frame, function.name, function.file,
+                                                          function.line, positions, path)
+        return sorted(found.values(), key=lambda e: (e.file, e.line, e.positions))
+
     def escapes(self, paths: dict[Context, tuple[Hop, ...]]) -> list[Escape]:
         found: dict[tuple[int, int], Escape] = {}
         for context, path in paths.items():
             values, function = self.values[context], self.program.name(context[0])
             for call, _args in self.program.bodies[context[0]].calls.values():
-                if call.id in self.program.facts.callees or call.callee in _MODELLED:
+                resolved = call.id in self.program.facts.callees
+                if resolved or call.callee in _MODELLED or self._dead(call.branches, values):
                     continue
                 for position in sorted({p for p, _o in self._entry_of(context, values, call.id)}):
                     known = found.get((call.id, position))
@@ -629,3 +794,20 @@ class Walk:
                                                             self.program.open_guard(call.condition),
                                                             (*path, Hop(function, call.file, call.line)))
         return sorted(found.values(), key=lambda e: (e.file, e.line, e.position))
+
+
+def _merged_arms(covers: set[frozenset[tuple[str, bool]]]) -> set[frozenset[tuple[str, bool]]]:
+    """Close a set of condition sets under "C and !C with the same rest give the rest" (an if and its else)."""
+    merged = set(covers)
+    changed = True
+    while changed:
+        changed = False
+        for first in list(merged):
+            for second in list(merged):
+                difference = first ^ second
+                if len(difference) == 2 and len({condition for condition, _holds in difference}) == 1:
+                    rest = first & second
+                    if rest not in merged:
+                        merged.add(rest)
+                        changed = True
+    return merged

@@ -11,10 +11,12 @@ those into database ids. This module never touches SQLite.
 from __future__ import annotations
 
 import bisect
+import json
 import re
 from dataclasses import dataclass, field
 
 from regaudit.parse import parser
+from regaudit.parse.branches import Branches
 from regaudit.parse.c_syntax import (
     LITERALS,
     Node,
@@ -336,6 +338,7 @@ class _Expressions:
         self.facts = owner.facts
         self.scopes = scopes
         self.condition_for = condition_for
+        self.branches = Branches()
 
     def run(self, root: Node) -> None:
         found = parser.captures("expressions", root)
@@ -356,6 +359,10 @@ class _Expressions:
     def _where(self, node: Node) -> tuple[int | None, str]:
         function = self.scopes.at(node.start_byte)
         return function, self.condition_for(node, function)
+
+    def _branches(self, node: Node) -> str:
+        """The `branches` column: JSON `[[condition, holds], ...]`, innermost first."""
+        return json.dumps(self.branches.of(node))
 
     def _symbol(self, function: int | None, name: str | None) -> Symbol | None:
         if name is None:
@@ -388,7 +395,7 @@ class _Expressions:
             "line": callee_node.start_point.row + 1, "col": callee_node.start_point.column + 1,
             "callee": callee, "callee_expr": text(callee_node), "callee_member": member,
             "callee_base_var": base_var, "callee_base_type": base_type, "n_args": len(args),
-            "result_use": _result_use(node), "condition": condition})
+            "result_use": _result_use(node), "condition": condition, "branches": self._branches(node)})
         for position, arg in enumerate(args):
             var, path = member_path_of(arg)
             symbol = self._symbol(function, var)
@@ -431,7 +438,7 @@ class _Expressions:
             "param_index": symbol.param_index if symbol else None,
             "base_type": symbol.type if symbol else None, "base_call": base_call, "base_cast": base_cast,
             "via": chain.via, "member": chain.path, "access": access, "mask": mask,
-            "condition": condition})
+            "condition": condition, "branches": self._branches(node)})
 
     # assignments
     def _assignment(self, node: Node, lhs: Node | None, rhs: Node | None, operator: str,
@@ -453,7 +460,7 @@ class _Expressions:
             "is_declaration": int(declaration), "operator": operator, "lhs_expr": text(lhs),
             "lhs_var": lhs_var, "lhs_var_kind": symbol.kind if symbol else None, "lhs_member": lhs_member,
             "lhs_deref": int(deref), "lhs_type": symbol.type if symbol else None, "rhs_expr": text(rhs),
-            "condition": condition}
+            "condition": condition, "branches": self._branches(node)}
         row.update(self._rhs(function, rhs))
         self.facts.assignments.append(row)
         if not declaration and lhs_member and row["rhs_kind"] in ("var", "address") and \

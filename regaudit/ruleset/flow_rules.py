@@ -40,7 +40,7 @@ from regaudit.ruleset.load import (
 
 SOURCE_KINDS = ("call_result", "call_argument", "parameter")
 CONTEXTS = ("entry", "exit", "both")
-BRIDGE_KINDS = ("reads_any", "calls_helpers", "reads_by_table", "dynamic_read")
+BRIDGE_KINDS = ("reads_any", "calls_helpers", "reads_by_table", "dynamic_read", "no_flow")
 
 _Record = TypeVar("_Record", "Source", "Bridge")
 
@@ -67,7 +67,7 @@ _SOURCE_FORBIDDEN = {
 _BRIDGE_KEYS = frozenset(
     (
         "name", "kind", "function", "position", "arch", "program_type", "proto_function", "table_function",
-        "table", "bound", "kernels", "evidence", "notes",
+        "table", "bound", "caller", "kernels", "evidence", "notes",
     )
 )  # fmt: skip
 _BRIDGE_REQUIRED = {
@@ -75,6 +75,7 @@ _BRIDGE_REQUIRED = {
     "calls_helpers": ("program_type", "proto_function"),
     "reads_by_table": ("arch", "table_function"),
     "dynamic_read": ("arch", "bound"),
+    "no_flow": ("caller",),
 }
 _BRIDGE_ONLY = {  # keys only one kind may carry
     "program_type": "calls_helpers",
@@ -82,6 +83,7 @@ _BRIDGE_ONLY = {  # keys only one kind may carry
     "table_function": "reads_by_table",
     "table": "reads_by_table",
     "bound": "dynamic_read",
+    "caller": "no_flow",
 }
 
 
@@ -111,7 +113,9 @@ class Source:
 
 @dataclass(frozen=True)
 class Bridge:
-    """A read of the pt_regs at argument `position` of `function` that no call edge shows.
+    """A read of the pt_regs at argument `position` of `function` that no call edge shows, or (`no_flow`) a
+    call edge from `caller` that never carries a frame from an ftrace source, for a reason outside the C
+    flow (which events the kernel installs a handler for).
 
     `arch` set: only that architecture's definition of `function`. Kind-specific keys name the C the
     analyzer derives the read set from: `proto_function` (helpers of `program_type`),
@@ -130,6 +134,7 @@ class Bridge:
     table_function: str | None = None
     table: str | None = None
     bound: str | None = None
+    caller: str | None = None  # no_flow: the call from `caller` to `function` never carries an ftrace frame
     notes: str | None = None
 
 
@@ -204,7 +209,7 @@ def _source(entry: dict[str, Any], kernels: tuple[str, ...], evidence: tuple[Evi
 
 
 def _bridge(entry: dict[str, Any], kernels: tuple[str, ...], evidence: tuple[Evidence, ...]) -> Bridge:
-    optional = ("arch", "program_type", "proto_function", "table_function", "table", "bound", "notes")
+    optional = ("arch", "program_type", "proto_function", "table_function", "table", "bound", "caller", "notes")
     return Bridge(
         name=entry["name"],
         kind=entry["kind"],
@@ -266,7 +271,7 @@ def _validate_bridge(entry: dict[str, Any], where: str) -> None:
     kind = entry["kind"]
     forbidden = tuple(key for key, owner in _BRIDGE_ONLY.items() if owner != kind)
     _require_and_forbid(entry, where, kind, ("function", "position", *_BRIDGE_REQUIRED[kind]), forbidden)
-    for key in ("function", "arch", "proto_function", "table_function", "table", "bound"):
+    for key in ("function", "arch", "proto_function", "table_function", "table", "bound", "caller"):
         if key in entry:
             _required_str(entry, key, where, pattern=_IDENTIFIER)
     if "program_type" in entry:

@@ -313,8 +313,14 @@ def _schemas() -> dict[str, Callable[[dict[str, Any]], None]]:
     """Schema validator per kind. flow_rules builds on this module's helpers, so it is imported
     here, at call time, rather than at the top (which would be circular)."""
     from regaudit.ruleset.flow_rules import validate_bridges, validate_sources
+    from regaudit.subsystems import validate_subsystems
 
-    return {"frames": _validate_frames, "sources": validate_sources, "bridges": validate_bridges}
+    return {
+        "frames": _validate_frames,
+        "sources": validate_sources,
+        "bridges": validate_bridges,
+        "subsystems": validate_subsystems,
+    }
 
 
 # --- small validators -----------------------------------------------------------------------------

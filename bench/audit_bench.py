@@ -1,0 +1,66 @@
+"""Benchmark `regaudit audit` (all arches) on a real tree beside the raw parse floor of the same files.
+
+    python bench/audit_bench.py TREE [--runs 3] [--jobs N] [--arch A,B]
+
+Cold: a fresh database (index, link, frame models, check). Warm: the same database again (the index
+finds nothing changed and the links are reused; models and the check run again). Medians of --runs,
+peak RSS of the largest process, and the floor: tree-sitter alone parsing the files the index
+selected (bench/index_bench.py's). No thresholds: the figures go into issue notes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from index_bench import floor_seconds
+
+
+def timed_audit(tree: Path, db: Path, arches: str | None) -> float:
+    command = [sys.executable, "-m", "regaudit", "audit", str(tree), "--db", str(db), "--format", "json",
+               "-o", os.devnull]
+    started = time.monotonic()
+    subprocess.run([*command, *(["--arch", arches] if arches else [])], check=True, stdout=subprocess.DEVNULL)
+    return time.monotonic() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("tree", type=Path)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--arch", default=None, help="A,B [default: every arch with frame rules]")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="regaudit-bench-") as scratch:
+        db = Path(scratch) / "bench.db"
+        cold = []
+        for _ in range(args.runs):
+            db.unlink(missing_ok=True)
+            cold.append(timed_audit(args.tree, db, args.arch))
+        warm = [timed_audit(args.tree, db, args.arch) for _ in range(args.runs)]
+        conn = sqlite3.connect(db)
+        files = [str(args.tree / path) for (path,) in conn.execute("SELECT path FROM files")]
+        findings = conn.execute("SELECT count(*) FROM findings").fetchone()[0]
+        conn.close()
+        peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        floor = [floor_seconds(files, args.jobs) for _ in range(args.runs)]
+    cold_median, floor_median = statistics.median(cold), statistics.median(floor)
+    print(f"tree: {args.tree}   arches: {args.arch or 'all'}   runs: {args.runs}   jobs: {args.jobs}")
+    print(f"cold audit: median {cold_median:.1f} s  (runs: {', '.join(f'{t:.1f}' for t in cold)})")
+    print(f"warm audit: median {statistics.median(warm):.1f} s  (runs: {', '.join(f'{t:.1f}' for t in warm)})")
+    print(f"floor, raw tree-sitter parse of the same {len(files)} files: {floor_median:.1f} s "
+          f"with {args.jobs} processes")
+    print(f"cold / floor: {cold_median / floor_median:.1f}x   findings: {findings}")
+    print(f"peak RSS (largest process): {peak_mb:.0f} MB")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,258 @@
+"""The check stage for one architecture: every source's frame pointer, propagated and joined with the frame models.
+
+Owns turning propagation results into findings and clean entries (the JSON contract's shapes, README
+"Audit JSON"). For each seed of rules/sources.toml it runs the arch's propagation, then:
+- every member access reached is a `direct` consumer access;
+- a reached call of a `reads_any` bridge (a BPF program run on the frame) reads any member
+  (`bpf-program`), and the helpers a kprobe program may call with its ctx (derived from the
+  `calls_helpers` bridges' func_proto switch) are propagated from their ctx parameter (`bpf-helper`);
+- a reached `reads_by_table` / `dynamic_read` bridge function reads the members derived from its C
+  (`perf-register-table`, `dynamic`), as one access with that member set.
+Each consumer access is judged against every frame model of the source's producer and contexts on
+the arch (`regaudit.audit.verdict`). A finding keeps the shortest path found for it.
+
+Limits, stated so a missing finding is explained: the walk is flow-insensitive per function (see
+`regaudit.flow.propagate`); every BPF runner is taken to run a kprobe-type program (true for every
+source in rules/sources.toml: kprobe_multi links and kprobe/fprobe trace events); helpers are
+followed one level (a helper that runs another program is not re-entered); frame models come from
+the modelled build even with --config, which decides guards on paths, accesses and models.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from regaudit.arch.frames import FrameModel
+from regaudit.audit.decide import FrameOracle
+from regaudit.audit.seeds import SourceSeed
+from regaudit.audit.verdict import Verdict, judge
+from regaudit.flow import bridges as derived
+from regaudit.flow.propagate import FlowProgram, Hop, Propagation, Seed
+from regaudit.ruleset.flow_rules import Bridge
+from regaudit.subsystems import Maintainers
+
+
+@dataclass(frozen=True)
+class ConsumerAccess:
+    """An access to the frame a reviewer can point at: the last hop of `path` is its line."""
+
+    function: str
+    file: str
+    line: int
+    member: str
+    access: str
+    mask: str | None
+    via: str
+    path: tuple[Hop, ...]
+    within: tuple[str, ...] | None = None  # the members a derived read can touch
+
+
+@dataclass(frozen=True)
+class _Arrival:
+    """The frame handed to a named function (an escape or an entered definition)."""
+
+    function: str
+    positions: tuple[int, ...]
+    path: tuple[Hop, ...]  # ends with the call
+
+
+class ArchCheck:
+    """One architecture's check: the compiled program, its frame models and its bridges."""
+
+    def __init__(self, program: FlowProgram, tree: Path, models: list[FrameModel], bridges: list[Bridge],
+                 maintainers: Maintainers, helper_lists: dict[str, list[derived.HelperEntry]] | None = None) -> None:
+        """`helper_lists`: BPF helper lists by bridge name, shared between the arches of one audit."""
+        self.program, self.tree, self.maintainers = program, tree, maintainers
+        self.helper_lists = {} if helper_lists is None else helper_lists
+        self.arch = program.config.arch
+        self.models: dict[tuple[str, str], list[FrameModel]] = {}
+        for model in models:
+            if model.arch == self.arch and model.result != "null":
+                self.models.setdefault((model.producer, model.context), []).append(model)
+        self.bridges = [b for b in bridges if b.arch in (None, self.arch)]
+        self._helper_accesses: dict[tuple[str, int, tuple[str, ...]], list[ConsumerAccess]] = {}
+        self._oracles: dict[tuple[str, ...], FrameOracle] = {}
+        self._derived: dict[str, tuple[str, ...] | None] = {}
+
+    def run(self, seeds: list[SourceSeed]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """Findings and clean entries of every seed, in the JSON contract's shape."""
+        findings: dict[tuple[Any, ...], dict[str, Any]] = {}
+        cleans = []
+        for source_seed in seeds:
+            models = [m for context in source_seed.contexts
+                      for m in self.models.get((source_seed.source.producer, context), [])]
+            for model in models:  # none: the producer builds no frame on this arch (or returns NULL)
+                propagation = self.program.run(source_seed.seed, self._oracle(model))
+                accesses = self._accesses(propagation, model, follow_programs=True)
+                if not accesses and not self.program.has(source_seed.seed):
+                    break  # the seed's function is not part of this arch's program
+                found = 0
+                for access in accesses:
+                    for verdict in judge(model, access.member, access.access, access.mask, access.within):
+                        finding = self._finding(source_seed, model, access, verdict)
+                        if finding is None:
+                            continue
+                        found += verdict.access == "read"
+                        key = (finding["fingerprint"], source_seed.source.name, source_seed.file,
+                               source_seed.line, access.file, access.line)
+                        if key not in findings or len(finding["path"]) < len(findings[key]["path"]):
+                            findings[key] = finding
+                if not found:
+                    cleans.append(self._clean(source_seed, model, accesses))
+        return list(findings.values()), cleans
+
+    # --- consumer accesses ------------------------------------------------------------------------------
+
+    def _oracle(self, model: FrameModel) -> FrameOracle:
+        if model.key not in self._oracles:
+            self._oracles[model.key] = FrameOracle(self.program, model)
+        return self._oracles[model.key]
+
+    def _accesses(self, propagation: Propagation, model: FrameModel, follow_programs: bool,
+                  prefix: tuple[Hop, ...] = ()) -> list[ConsumerAccess]:
+        accesses = [
+            ConsumerAccess(r.function, r.file, r.line, r.member, r.access, r.mask, "direct",
+                           (*prefix, *r.path, Hop(r.function, r.file, r.line, r.condition)))
+            for r in propagation.reaches if r.access != "address"
+        ]
+        arrivals = [_Arrival(e.callee_expr, (e.position,),
+                             (*prefix, *e.path[:-1], _with_guard(e.path[-1], e.condition)))
+                    for e in propagation.escapes]
+        arrivals += [_Arrival(e.function, e.positions, (*prefix, *e.path)) for e in propagation.entered]
+        runners = {bridge.function for bridge in self.bridges if bridge.kind == "reads_any"}
+        for arrival in sorted(arrivals, key=lambda a: len(a.path)):
+            if arrival.function in runners and runners & {hop.function for hop in arrival.path}:
+                continue  # a runner called by a runner (trace_call_bpf -> bpf_prog_run_array): one program run
+            for bridge in self.bridges:
+                if bridge.function == arrival.function and bridge.position in arrival.positions:
+                    accesses += self._bridged(bridge, arrival, model, follow_programs)
+        return accesses
+
+    def _bridged(self, bridge: Bridge, arrival: _Arrival, model: FrameModel,
+                 follow_programs: bool) -> list[ConsumerAccess]:
+        call = arrival.path[-1]
+        if bridge.kind == "reads_any":
+            if not follow_programs:
+                return []
+            program = ConsumerAccess(bridge.function, call.file, call.line, "*", "read", None, "bpf-program",
+                                     arrival.path)
+            return [program, *self._helpers(arrival.path, model)]
+        if bridge.kind in ("reads_by_table", "dynamic_read"):
+            members = self._derived_members(bridge)
+            if not members:
+                return []
+            via = "perf-register-table" if bridge.kind == "reads_by_table" else "dynamic"
+            return [ConsumerAccess(bridge.function, call.file, call.line, "*", "read", None, via, arrival.path,
+                                   members)]
+        return []  # calls_helpers bridges are applied with the program run they belong to
+
+    def _helpers(self, path: tuple[Hop, ...], model: FrameModel) -> list[ConsumerAccess]:
+        accesses = []
+        for bridge in self.bridges:
+            if bridge.kind != "calls_helpers":
+                continue
+            for helper in self._helper_list(bridge):
+                offer = Hop(helper.via[-1] if helper.via else bridge.proto_function or "", helper.file, helper.line,
+                            helper.condition)
+                for position in helper.ctx_positions:
+                    for access in self._helper_body(helper.function, position, model):
+                        accesses.append(ConsumerAccess(access.function, access.file, access.line, access.member,
+                                                       access.access, access.mask, "bpf-helper",
+                                                       (*path, offer, *access.path), access.within))
+        return accesses
+
+    def _helper_list(self, bridge: Bridge) -> list[derived.HelperEntry]:
+        """The helpers of the bridge's program type: generic C, derived once per audit (shared by the arches)."""
+        if bridge.name not in self.helper_lists:
+            self.helper_lists[bridge.name] = derived.bpf_helpers(self.program.db_path, self.tree, bridge)
+        return self.helper_lists[bridge.name]
+
+    def _helper_body(self, function: str, position: int, model: FrameModel) -> list[ConsumerAccess]:
+        """What a helper does with its ctx parameter: propagated once per frame model and cached."""
+        key = (function, position, model.key)
+        if key not in self._helper_accesses:
+            found: list[ConsumerAccess] = []
+            for function_id in self.program.functions_named(function):
+                propagation = self.program.run(Seed(f"helper:{function}", function_id, param=position),
+                                               self._oracle(model))
+                found += self._accesses(propagation, model, follow_programs=False)
+            self._helper_accesses[key] = found
+        return self._helper_accesses[key]
+
+    def _derived_members(self, bridge: Bridge) -> tuple[str, ...] | None:
+        if bridge.name not in self._derived:
+            derive: Callable[..., list[derived.DerivedRead]] = (
+                derived.table_reads if bridge.kind == "reads_by_table" else derived.dynamic_reads)
+            reads = derive(self.program.db_path, self.tree, self.arch, bridge)
+            self._derived[bridge.name] = tuple(dict.fromkeys(read.member for read in reads)) or None
+        return self._derived[bridge.name]
+
+    # --- records ------------------------------------------------------------------------------------------
+
+    def _finding(self, source_seed: SourceSeed, model: FrameModel, access: ConsumerAccess,
+                 verdict: Verdict) -> dict[str, Any] | None:
+        conditions = self._open_conditions([hop.condition for hop in access.path] + list(model.conditions))
+        if conditions is None:
+            return None  # the build the user gave compiles a hop, the access or the frame out
+        subsystem = self.maintainers.classify(access.file)
+        path = [{"function": h.function, "file": h.file, "line": h.line, "condition": h.condition}
+                for h in access.path]
+        return {
+            "fingerprint": fingerprint(self.arch, model, verdict, access),
+            "arch": self.arch,
+            "subsystem": subsystem.coarse,
+            "maintainers": subsystem.section,
+            "member": verdict.member,
+            "reaches": list(verdict.reaches),
+            "access": verdict.access,
+            "via": access.via,
+            "mask": access.mask,
+            "state": verdict.state,
+            "producer": _producer(model),
+            "source": _source(source_seed),
+            "consumer": {"function": access.function, "file": access.file, "line": access.line},
+            "path": path,
+            "conditions": conditions,
+        }
+
+    def _clean(self, source_seed: SourceSeed, model: FrameModel, accesses: list[ConsumerAccess]) -> dict[str, Any]:
+        reads = [a for a in accesses if a.access in ("read", "readwrite")]
+        return {"arch": self.arch, "source": _source(source_seed), "producer": _producer(model),
+                "accesses": len(reads), "members": sorted({a.member for a in reads})}
+
+    def _open_conditions(self, conditions: list[str]) -> list[str] | None:
+        """The guards still open, in order; None when one is false in the build."""
+        kept: list[str] = []
+        for condition in dict.fromkeys(c for c in conditions if c):
+            value = self.program.config.holds(condition)
+            if value is False:
+                return None
+            if value is None:
+                kept.append(condition)
+        return kept
+
+
+def fingerprint(arch: str, model: FrameModel, verdict: Verdict, access: ConsumerAccess) -> str:
+    """16 hex digits over what identifies a finding, never a line number."""
+    parts = [arch, model.producer, model.context, model.trampoline, verdict.member, verdict.access, access.via,
+             access.function, *(hop.function for hop in access.path)]
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:16]
+
+
+def _with_guard(hop: Hop, condition: str) -> Hop:
+    return hop if hop.condition or not condition else Hop(hop.function, hop.file, hop.line, condition)
+
+
+def _producer(model: FrameModel) -> dict[str, Any]:
+    file, _, line = (model.evidence[0] if model.evidence else ":0").rpartition(":")
+    return {"api": model.producer, "context": model.context, "trampoline": model.trampoline, "file": file,
+            "line": int(line or 0)}
+
+
+def _source(source_seed: SourceSeed) -> dict[str, Any]:
+    return {"rule": source_seed.source.name, "function": source_seed.function, "file": source_seed.file,
+            "line": source_seed.line}

@@ -1,0 +1,116 @@
+"""`regaudit audit`'s pipeline after indexing: link what is missing, model the frames, check every arch, publish.
+
+Owns the order of the stages and the one write of an audit: the findings of every arch go into a
+working copy of the database that replaces it only when the whole audit finished (a failed or
+interrupted audit leaves the previous one readable). The JSON document is then read back from the
+database (`regaudit.audit.document`), so what is printed is exactly what `regaudit report` shows.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from regaudit import __version__
+from regaudit.arch.config import read_dotconfig
+from regaudit.arch.kconfig import list_arches
+from regaudit.arch.producers import build_frame_models
+from regaudit.audit.check import ArchCheck
+from regaudit.audit.document import load_document
+from regaudit.audit.seeds import source_seeds
+from regaudit.errors import BadInput
+from regaudit.facts import audit_facts
+from regaudit.facts.flow_facts import load_shared_facts
+from regaudit.facts.store import FactStore, open_existing
+from regaudit.flow.bridges import HelperEntry
+from regaudit.flow.link import link_database
+from regaudit.flow.propagate import arch_program
+from regaudit.ruleset.flow_rules import load_bridges, load_sources
+from regaudit.ruleset.load import kernel_series, load_rules, ruleset_hash
+from regaudit.subsystems import Maintainers
+from regaudit.tree import open_tree
+
+Progress = Callable[[str], None]
+
+
+def audit_database(db_path: Path, tree_path: str | Path, arches: list[str] | None = None,
+                   config: Path | None = None, progress: Progress | None = None) -> dict[str, Any]:
+    """Check an indexed tree for `arches` (default: every arch of the tree with frame rules); the audit document."""
+    say = progress or (lambda _message: None)
+    tree = open_tree(tree_path)
+    chosen = _arches(tree.root, arches)
+    dotconfig = read_dotconfig(config) if config is not None else None
+    started = _now()
+    missing = sorted(set(chosen) - _linked(db_path))
+    if missing:
+        say(f"linking {', '.join(missing)}")
+        link_database(db_path, tree.root, missing)
+    say("modelling frames")
+    models = build_frame_models(tree.root, db_path, chosen)
+    series = kernel_series(tree.version)
+    conn = open_existing(db_path).conn
+    try:
+        seeds = source_seeds(conn, load_sources(series))
+        shared = load_shared_facts(conn)
+    finally:
+        conn.close()
+    bridges = load_bridges(series)
+    barriers = frozenset((b.caller, b.function) for b in bridges if b.kind == "no_flow" and b.caller)
+    maintainers = Maintainers.load(tree.root, series)
+    findings: list[dict[str, Any]] = []
+    cleans: list[dict[str, Any]] = []
+    helper_lists: dict[str, list[HelperEntry]] = {}
+    for arch in chosen:
+        clock = time.perf_counter()
+        with arch_program(db_path, arch, dotconfig, barriers, shared) as program:
+            check = ArchCheck(program, tree.root, models, bridges, maintainers, helper_lists)
+            arch_findings, arch_cleans = check.run(seeds)
+        findings += arch_findings
+        cleans += arch_cleans
+        say(f"{arch}: {len(arch_findings)} findings, {len(arch_cleans)} clean ({time.perf_counter() - clock:.1f} s)")
+    findings.sort(key=lambda f: (f["arch"], f["subsystem"], f["consumer"]["file"], f["consumer"]["line"],
+                                 f["member"], f["source"]["rule"], f["fingerprint"]))
+    meta = {"started": started, "tool_version": __version__, "rules_hash": ruleset_hash(),
+            "tree_path": str(tree.root), "kernel_version": tree.version, "arches": chosen,
+            "config": str(config) if config is not None else None}
+    with FactStore(db_path) as store:
+        audit_id = audit_facts.start_audit(store.conn, meta)
+        audit_facts.add_frame_models(store.conn, audit_id, [model.to_json() for model in models])
+        audit_facts.add_findings(store.conn, audit_id, findings)
+        audit_facts.add_clean(store.conn, audit_id, cleans)
+        audit_facts.finish_audit(store.conn, audit_id, _now())
+    return load_document(db_path)
+
+
+def check_request(tree_path: str | Path, arches: list[str] | None, config: Path | None) -> None:
+    """BadInput for a request the audit would refuse, before anything (the index) touches the database."""
+    _arches(open_tree(tree_path).root, arches)
+    if config is not None:
+        read_dotconfig(config)
+
+
+def _arches(tree: Path, arches: list[str] | None) -> list[str]:
+    present = set(list_arches(tree))
+    modelled = {rule.data["arch"] for rule in load_rules("frames")}
+    if not arches:
+        return sorted(present & modelled)
+    unknown = sorted(set(arches) - (present & modelled))
+    if unknown:
+        raise BadInput(f"no frame rules or no arch/ directory for {', '.join(unknown)} "
+                       f"(auditable: {', '.join(sorted(present & modelled))})")
+    return sorted(set(arches))
+
+
+def _linked(db_path: Path) -> set[str]:
+    conn = open_existing(db_path).conn
+    try:
+        return {arch for (arch,) in conn.execute("SELECT arch FROM link_arches")}
+    finally:
+        conn.close()
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")

@@ -1,0 +1,171 @@
+"""Every SQL statement of the check stage: where sources are in the facts, and the audit it writes.
+
+Owns the reads that turn rules/sources.toml entries into concrete places (call sites of a builder
+with their caller and arguments, functions by name) and the write and read of one audit: the
+`audits`, `frame_models`, `findings`, `finding_hops` and `clean_sources` tables (schema migration
+3). It decides nothing about what is a finding (that is `regaudit.audit.check`).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class BuilderCall:
+    """A call of a pt_regs builder inside a function, with the variables passed at each position."""
+
+    caller_id: int
+    caller: str
+    file: str
+    line: int
+    arg_vars: dict[int, str]  # position -> plain variable passed there (no member, no call, no &)
+    result_var: str | None  # the variable the result is assigned to (`regs = f(fregs, regs)`), if any
+
+
+@dataclass(frozen=True)
+class FunctionRow:
+    id: int
+    name: str
+    file: str
+    line: int
+
+
+def builder_calls(conn: sqlite3.Connection, callee: str) -> list[BuilderCall]:
+    """Every call of `callee` made inside a function, in file order."""
+    args: dict[int, dict[int, str]] = defaultdict(dict)
+    for call_id, position, var in conn.execute(
+        "SELECT a.call_id, a.position, a.var FROM call_args a JOIN calls c ON c.id = a.call_id "
+        "WHERE c.callee = ? AND a.var IS NOT NULL AND a.member IS NULL AND a.inner_call IS NULL "
+        "AND a.address_of = 0", (callee,)
+    ):
+        args[call_id][position] = var
+    rows = conn.execute(
+        "SELECT c.id, c.function_id, f.name, c.file, c.line, "
+        "(SELECT a.lhs_var FROM assignments a WHERE a.function_id = c.function_id AND a.line = c.line "
+        " AND a.rhs_callee = c.callee AND a.lhs_member IS NULL LIMIT 1) "
+        "FROM calls c JOIN functions f ON f.id = c.function_id WHERE c.callee = ? ORDER BY c.file, c.line", (callee,)
+    )
+    return [BuilderCall(function_id, name, file, line, args.get(call_id, {}), result_var)
+            for call_id, function_id, name, file, line, result_var in rows]
+
+
+def functions_by_name(conn: sqlite3.Connection, name: str) -> list[FunctionRow]:
+    rows = conn.execute("SELECT id, name, file, line FROM functions WHERE name = ? ORDER BY file, line", (name,))
+    return [FunctionRow(*row) for row in rows]
+
+
+def start_audit(conn: sqlite3.Connection, meta: dict[str, Any]) -> int:
+    """Replace any earlier audit (an audit database holds one) and open a new one."""
+    for table in ("finding_hops", "findings", "clean_sources", "frame_models", "audits"):
+        conn.execute(f"DELETE FROM {table}")
+    cursor = conn.execute(
+        "INSERT INTO audits (started, tool_version, rules_hash, tree_path, kernel_version, arches, config) "
+        "VALUES (:started, :tool_version, :rules_hash, :tree_path, :kernel_version, :arches, :config)",
+        {**meta, "arches": json.dumps(meta["arches"])},
+    )
+    return int(cursor.lastrowid or 0)
+
+
+def finish_audit(conn: sqlite3.Connection, audit_id: int, finished: str) -> None:
+    conn.execute("UPDATE audits SET finished = ? WHERE id = ?", (finished, audit_id))
+
+
+def add_frame_models(conn: sqlite3.Connection, audit_id: int, models: list[dict[str, Any]]) -> None:
+    conn.executemany(
+        "INSERT INTO frame_models (audit_id, arch, producer, context, trampoline, result, model) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [(audit_id, m["arch"], m["producer"], m["context"], m["trampoline"], m["result"], json.dumps(m))
+         for m in models],
+    )
+
+
+def add_findings(conn: sqlite3.Connection, audit_id: int, findings: list[dict[str, Any]]) -> None:
+    """`findings` in the JSON contract's shape (README, "Audit JSON")."""
+    for finding in findings:
+        producer, source, consumer = finding["producer"], finding["source"], finding["consumer"]
+        cursor = conn.execute(
+            "INSERT INTO findings (audit_id, fingerprint, arch, subsystem, maintainers, member, reaches, access, via, "
+            "mask, state, producer, context, trampoline, producer_file, producer_line, source_rule, source_function, "
+            "source_file, source_line, consumer_function, consumer_file, consumer_line, conditions) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (audit_id, finding["fingerprint"], finding["arch"], finding["subsystem"], finding["maintainers"],
+             finding["member"], json.dumps(finding["reaches"]), finding["access"], finding["via"], finding["mask"],
+             finding["state"], producer["api"], producer["context"], producer["trampoline"], producer["file"],
+             producer["line"], source["rule"], source["function"], source["file"], source["line"],
+             consumer["function"], consumer["file"], consumer["line"], json.dumps(finding["conditions"])),
+        )
+        conn.executemany(
+            "INSERT INTO finding_hops (finding_id, position, function, file, line, condition) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            [(cursor.lastrowid, position, hop["function"], hop["file"], hop["line"], hop["condition"])
+             for position, hop in enumerate(finding["path"])],
+        )
+
+
+def add_clean(conn: sqlite3.Connection, audit_id: int, cleans: list[dict[str, Any]]) -> None:
+    conn.executemany(
+        "INSERT INTO clean_sources (audit_id, arch, source_rule, source_function, source_file, source_line, producer, "
+        "context, trampoline, producer_file, producer_line, accesses, members) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [(audit_id, c["arch"], c["source"]["rule"], c["source"]["function"], c["source"]["file"], c["source"]["line"],
+          c["producer"]["api"], c["producer"]["context"], c["producer"]["trampoline"], c["producer"]["file"],
+          c["producer"]["line"], c["accesses"], json.dumps(c["members"])) for c in cleans],
+    )
+
+
+def latest_audit(conn: sqlite3.Connection) -> dict[str, Any] | None:
+    """The finished audit's row, or None when the database holds none."""
+    conn.row_factory = sqlite3.Row
+    try:
+        row = conn.execute("SELECT * FROM audits WHERE finished IS NOT NULL ORDER BY id DESC LIMIT 1").fetchone()
+    finally:
+        conn.row_factory = None
+    return None if row is None else {**dict(row), "arches": json.loads(row["arches"])}
+
+
+def frame_models_of(conn: sqlite3.Connection, audit_id: int) -> list[dict[str, Any]]:
+    rows = conn.execute("SELECT model FROM frame_models WHERE audit_id = ? ORDER BY rowid", (audit_id,))
+    return [json.loads(model) for (model,) in rows]
+
+
+def findings_of(conn: sqlite3.Connection, audit_id: int) -> list[dict[str, Any]]:
+    """The audit's findings in the JSON contract's shape, in the order they were written."""
+    hops: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for finding_id, function, file, line, condition in conn.execute(
+        "SELECT h.finding_id, h.function, h.file, h.line, h.condition FROM finding_hops h "
+        "JOIN findings f ON f.id = h.finding_id WHERE f.audit_id = ? ORDER BY h.finding_id, h.position", (audit_id,)
+    ):
+        hops[finding_id].append({"function": function, "file": file, "line": line, "condition": condition})
+    conn.row_factory = sqlite3.Row
+    try:
+        rows = conn.execute("SELECT * FROM findings WHERE audit_id = ? ORDER BY id", (audit_id,)).fetchall()
+    finally:
+        conn.row_factory = None
+    return [{
+        "fingerprint": r["fingerprint"], "arch": r["arch"], "subsystem": r["subsystem"],
+        "maintainers": r["maintainers"], "member": r["member"], "reaches": json.loads(r["reaches"]),
+        "access": r["access"], "via": r["via"], "mask": r["mask"], "state": r["state"],
+        "producer": {"api": r["producer"], "context": r["context"], "trampoline": r["trampoline"],
+                     "file": r["producer_file"], "line": r["producer_line"]},
+        "source": {"rule": r["source_rule"], "function": r["source_function"], "file": r["source_file"],
+                   "line": r["source_line"]},
+        "consumer": {"function": r["consumer_function"], "file": r["consumer_file"], "line": r["consumer_line"]},
+        "path": hops.get(r["id"], []), "conditions": json.loads(r["conditions"]),
+    } for r in rows]
+
+
+def clean_of(conn: sqlite3.Connection, audit_id: int) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        "SELECT arch, source_rule, source_function, source_file, source_line, producer, context, trampoline, "
+        "producer_file, producer_line, accesses, members FROM clean_sources WHERE audit_id = ? ORDER BY rowid",
+        (audit_id,),
+    )
+    return [{"arch": arch, "source": {"rule": rule, "function": function, "file": file, "line": line},
+             "producer": {"api": api, "context": context, "trampoline": trampoline, "file": pfile, "line": pline},
+             "accesses": accesses, "members": json.loads(members)}
+            for arch, rule, function, file, line, api, context, trampoline, pfile, pline, accesses, members in rows]

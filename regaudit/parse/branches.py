@@ -1,0 +1,144 @@
+"""The branch conditions a statement runs under, as the C of its function says (not `#if` guards).
+
+Owns `Branches.of(node)`: innermost first, the `(condition text, holds)` pairs that must be true for
+the node to execute — from the `if`/`else` arms around it, a `?:` arm, the right operand of `&&` /
+`||`, and the guard-clause idiom (`if (C) return …;` / `goto` / `break` / `continue` earlier in the
+same block makes the rest of the block run under `!C`). Later stages decide some of these
+conditions from a frame model (`regs->flags & X86_EFLAGS_FIXED`) and drop the arms that cannot run.
+Loops and `switch` cases are not conditions here: what they guard is taken to run.
+
+A guard clause's condition carries a third element, where its arm goes: `RETURNS` (-1) for a
+`return`, the label's line for a `goto`, 0 for `break`/`continue`. Code after the whole block is
+then known to be reached only past the clause or not through the block at all.
+"""
+
+from __future__ import annotations
+
+from regaudit.parse.c_syntax import Node, text
+
+Condition = tuple[str, bool] | tuple[str, bool, int]
+RETURNS = -1
+_EXITS = frozenset({"return_statement", "goto_statement", "break_statement", "continue_statement"})
+_MAX_TEXT = 240  # longer conditions are kept open: no model decides a paragraph
+
+
+class Branches:
+    """Branch conditions of the nodes of one syntax tree, memoised per node (ancestors are shared)."""
+
+    def __init__(self) -> None:
+        self._memo: dict[int, tuple[Condition, ...]] = {}
+
+    def of(self, node: Node) -> tuple[Condition, ...]:
+        chain: list[Node] = []
+        current: Node | None = node
+        while current is not None and current.type != "function_definition" and current.id not in self._memo:
+            chain.append(current)
+            current = current.parent
+        outer = self._memo.get(current.id, ()) if current is not None else ()
+        for link in reversed(chain):
+            own = _arm(link, link.parent) if link.parent is not None else []
+            outer = (*own, *outer)
+            self._memo[link.id] = outer
+        return outer
+
+
+def _arm(child: Node, parent: Node) -> list[Condition]:
+    kind = parent.type
+    if kind == "if_statement":
+        return _if_arm(child, parent)
+    if kind == "else_clause":
+        return []
+    if kind == "conditional_expression":
+        condition = parent.child_by_field_name("condition")
+        if condition is None or child.id == condition.id:
+            return []
+        consequence = parent.child_by_field_name("consequence")
+        return _pair(condition, consequence is not None and child.id == consequence.id)
+    if kind == "binary_expression":
+        operator = parent.child_by_field_name("operator")
+        left, right = parent.child_by_field_name("left"), parent.child_by_field_name("right")
+        if operator is None or left is None or right is None or child.id != right.id:
+            return []
+        if operator.type in ("&&", "||"):
+            return _pair(left, operator.type == "&&")
+        return []
+    if kind == "compound_statement":
+        return _guard_clauses(child, parent)
+    return []
+
+
+def _if_arm(child: Node, statement: Node) -> list[Condition]:
+    condition = statement.child_by_field_name("condition")
+    if condition is None or child.id == condition.id:
+        return []
+    consequence = statement.child_by_field_name("consequence")
+    return _pair(condition, consequence is not None and child.id == consequence.id)
+
+
+def _guard_clauses(child: Node, block: Node) -> list[Condition]:
+    """`if (C) return;` before `child` in `block`: the rest runs under !C (innermost, i.e. latest, first)."""
+    found: list[Condition] = []
+    for sibling in block.named_children:
+        if sibling.id == child.id:
+            break
+        if sibling.type == "if_statement" and sibling.child_by_field_name("alternative") is None:
+            consequence = sibling.child_by_field_name("consequence")
+            condition = sibling.child_by_field_name("condition")
+            exit_statement = _exit_of(consequence) if consequence is not None else None
+            if exit_statement is not None and condition is not None:
+                found += [(*pair, _destination(exit_statement)) for pair in _pair(condition, False)]
+    return found[::-1]
+
+
+def _exit_of(statement: Node) -> Node | None:
+    """The return/goto/break/continue a guard clause's arm ends with, if it ends with one."""
+    if statement.type in _EXITS:
+        return statement
+    if statement.type == "compound_statement":
+        body = [c for c in statement.named_children if c.type != "comment"]
+        return body[-1] if body and body[-1].type in _EXITS else None
+    return None
+
+
+def _destination(exit_statement: Node) -> int:
+    """RETURNS, the line of a goto's label in the function (0 when not found), 0 for break/continue."""
+    if exit_statement.type == "return_statement":
+        return RETURNS
+    if exit_statement.type != "goto_statement":
+        return 0
+    label = exit_statement.child_by_field_name("label")
+    function = exit_statement.parent
+    while function is not None and function.type != "function_definition":
+        function = function.parent
+    if label is None or function is None:
+        return 0
+    return _label_line(function, text(label))
+
+
+def _label_line(node: Node, label: str) -> int:
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        if current.type == "labeled_statement":
+            name = current.child_by_field_name("label")
+            if name is not None and text(name) == label:
+                return current.start_point.row + 1
+        stack.extend(current.named_children)
+    return 0
+
+
+def _pair(condition: Node, holds: bool) -> list[Condition]:
+    value = text(condition).strip()
+    while value.startswith("(") and value.endswith(")") and _balanced(value[1:-1]):
+        value = value[1:-1].strip()
+    value = " ".join(value.split())
+    return [(value, holds)] if value and len(value) <= _MAX_TEXT else []
+
+
+def _balanced(inner: str) -> bool:
+    depth = 0
+    for char in inner:
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if depth < 0:
+            return False
+    return depth == 0

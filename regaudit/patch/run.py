@@ -1,0 +1,163 @@
+"""`regaudit check`'s pipeline after the patch applied in memory: tree audit, patched audit, comparison.
+
+Owns the order of the stages and the scratch directory. The database gets only what `regaudit audit` would
+store for the tree on disk (its audit, reused while it is for the same kernel version, tool version, rules
+hash and a superset of the arches, without a .config); everything of the patch happens in a scratch
+directory removed at the end: a copy of the database, the re-index of the touched files
+(`regaudit.index.index_overlay`, with the tree's attribute macros), the patched tree
+(`overlay.materialise`) and its audit for the arches whose build the touched files can be part of (a file
+under arch/<a>/ only arch <a>, any other file every arch).
+
+No audit is needed when the patch is inert: the facts did not change (every touched file is a .c file the
+index neither held nor would select) and no touched file is read as text by later stages (a .c file naming
+`bpf_func_proto` is, by the BPF helper bridges; a file cited by rule evidence is). A driver patch usually is.
+
+`reverse`: the tree on disk already holds the patch (a work tree checked out at HEAD) and `patched` undoes
+it, so the scratch side is the base and the disk side the patched tree.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from regaudit import __version__
+from regaudit.arch.kconfig import list_arches
+from regaudit.audit.document import load_document
+from regaudit.audit.run import audit_database
+from regaudit.errors import BadInput
+from regaudit.facts.bridge_facts import PROTO_TAG
+from regaudit.index import IndexResult, index_overlay
+from regaudit.patch.compare import Comparison, compare
+from regaudit.patch.overlay import Patched, materialise
+from regaudit.resources import data_dir
+from regaudit.ruleset.load import load_rules, ruleset_hash
+from regaudit.tree import KernelTree, arch_of, open_tree
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class CheckResult:
+    """The comparison and the documents it came from (`scratch` is None when no arch needed a new audit)."""
+
+    comparison: Comparison
+    arches: list[str]  # compared
+    audited: list[str]  # audited again on the scratch tree
+    on_disk: dict[str, Any]  # the audit of the tree on disk
+    scratch: dict[str, Any] | None  # the audit of the scratch tree
+    seconds: dict[str, float] = field(default_factory=dict)  # per stage
+
+
+def check_patch(tree_path: str | Path, db_path: Path, patched: Patched, arches: list[str] | None = None,
+                progress: Progress | None = None, reverse: bool = False) -> CheckResult:
+    """Audit the indexed tree and the tree with `patched` applied for `arches` (default: every auditable arch)."""
+    say = progress or (lambda _message: None)
+    tree = open_tree(tree_path)
+    chosen = _chosen_arches(tree, arches)
+    seconds: dict[str, float] = {}
+    with _timed(seconds, "tree audit"):
+        on_disk = tree_audit(db_path, tree, chosen, say)
+    touched = [arch for arch in chosen if any(arch_of(path) in ("generic", arch) for path in patched.touched)]
+    document = _patched_audit(tree, db_path, patched, touched, say, seconds) if touched else None
+    audited = document["arches"] if document else []
+    disk_findings = [f for f in on_disk["findings"] if f["arch"] in chosen]
+    scratch_findings = [f for f in disk_findings if f["arch"] not in audited] + (document or {}).get("findings", [])
+    sides = (scratch_findings, disk_findings) if reverse else (disk_findings, scratch_findings)
+    return CheckResult(compare(*sides), chosen, audited, on_disk, document, seconds)
+
+
+def tree_audit(db_path: Path, tree: KernelTree, arches: list[str], say: Progress) -> dict[str, Any]:
+    """The database's latest audit when it covers `arches` of this tree under the current rules, else a new one."""
+    try:
+        document = load_document(db_path)
+    except BadInput:
+        document = None
+    if document is not None and _covers(document, tree, arches):
+        say("reusing the audit of the tree")
+        return document
+    say("auditing the tree")
+    return audit_database(db_path, tree.root, arches, progress=say)
+
+
+def _covers(document: dict[str, Any], tree: KernelTree, arches: list[str]) -> bool:
+    return (document["tree"]["version"] == tree.version and document["config"] is None
+            and document["tool"]["version"] == __version__ and document["tool"]["rules_hash"] == ruleset_hash()
+            and set(arches) <= set(document["arches"]))
+
+
+def _patched_audit(tree: KernelTree, db_path: Path, patched: Patched, arches: list[str], say: Progress,
+                   seconds: dict[str, float]) -> dict[str, Any] | None:
+    """The audit of the patched tree for `arches`; None when the patch is inert."""
+    with _scratch() as scratch:
+        with _timed(seconds, "re-index"):
+            db = scratch / "facts.db"
+            shutil.copyfile(db_path, db)
+            say(f"re-indexing {len(patched.touched)} touched file(s)")
+            reindexed = index_overlay(tree.root, db, patched.files, list(patched.removed))
+        if _inert(tree, patched, reindexed):
+            say("the patch changes no fact and no file read as text: no audit needed")
+            return None
+        with _timed(seconds, "overlay"):
+            root = materialise(tree.root, patched, scratch / tree.root.name)
+        with _timed(seconds, "patched audit"):
+            say(f"auditing the patched tree ({', '.join(arches)})")
+            return audit_database(db, root, arches, progress=say)
+
+
+def _inert(tree: KernelTree, patched: Patched, reindexed: IndexResult) -> bool:
+    if reindexed.files_parsed or reindexed.files_removed:
+        return False
+    cited = _rule_text()
+    for path in patched.touched:
+        contents = [patched.files.get(path), _read(tree.root / path)]
+        if (not path.endswith(".c") or path in cited
+                or any(PROTO_TAG.encode() in content for content in contents if content is not None)):
+            return False
+    return True
+
+
+@cache
+def _rule_text() -> str:
+    """Every rule file's text: a path appearing in it is evidence some stage reads."""
+    return "\n".join(path.read_text(encoding="utf-8") for path in sorted(data_dir("rules").rglob("*.toml")))
+
+
+def _read(path: Path) -> bytes | None:
+    return path.read_bytes() if path.is_file() else None
+
+
+def _chosen_arches(tree: KernelTree, arches: list[str] | None) -> list[str]:
+    auditable = set(list_arches(tree.root)) & {rule.data["arch"] for rule in load_rules("frames")}
+    unknown = sorted(set(arches or ()) - auditable)
+    if unknown:
+        raise BadInput(f"cannot check {', '.join(unknown)}: no frame rules or no arch/ directory "
+                       f"(auditable: {', '.join(sorted(auditable))})")
+    return sorted(set(arches) if arches else auditable)
+
+
+@contextmanager
+def _scratch() -> Iterator[Path]:
+    """A private temporary directory, removed with `rm -rf` (several times faster than shutil on a tree)."""
+    path = Path(tempfile.mkdtemp(prefix="regaudit-check-"))
+    try:
+        yield path
+    finally:
+        subprocess.run(["rm", "-rf", "--", str(path)], check=False)
+
+
+@contextmanager
+def _timed(seconds: dict[str, float], stage: str) -> Iterator[None]:
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        seconds[stage] = time.perf_counter() - started

@@ -1,0 +1,103 @@
+"""`regaudit audit` and `regaudit report` on the real 7.3 tree (x86 only, to stay quick): the JSON contract,
+exit codes, --config, and the report read back from the database being the audit's.
+
+Citations (Linux 7.3.4): kernel/trace/bpf_trace.c:1353-1354 offer `bpf_override_return_proto` to kprobe
+programs only under `#ifdef CONFIG_BPF_KPROBE_OVERRIDE`; its helper writes the frame's ax and ip
+(arch/x86/include/asm/ptrace.h:197 `regs->ax = rc;`, arch/x86/lib/error-inject.c:23 `regs->ip = ...`).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+from kernel_trees import indexed_db, kernel_tree
+
+from regaudit.cli import main
+
+# An x86_64 tracing build as a distribution configures it (the symbols the checked code tests).
+TRACING_BUILD = ("X86_64", "64BIT", "X86", "MMU", "SMP", "MODULES", "KALLSYMS", "FTRACE", "TRACING",
+                 "FUNCTION_TRACER", "FUNCTION_GRAPH_TRACER", "DYNAMIC_FTRACE", "DYNAMIC_FTRACE_WITH_ARGS",
+                 "DYNAMIC_FTRACE_WITH_REGS", "HAVE_DYNAMIC_FTRACE_WITH_ARGS", "HAVE_DYNAMIC_FTRACE_WITH_REGS",
+                 "HAVE_FTRACE_REGS_HAVING_PT_REGS", "FPROBE", "FPROBE_EVENTS", "KPROBES", "KRETPROBES",
+                 "KPROBE_EVENTS", "KPROBES_ON_FTRACE", "HAVE_KPROBES_ON_FTRACE", "HAVE_RETHOOK", "RETHOOK",
+                 "KRETPROBE_ON_RETHOOK", "BPF", "BPF_SYSCALL", "BPF_EVENTS", "PERF_EVENTS", "HAVE_PERF_EVENTS",
+                 "HAVE_PERF_REGS", "HAVE_PERF_USER_STACK_DUMP", "STACKTRACE", "UNWINDER_ORC",
+                 "FUNCTION_ERROR_INJECTION", "HAVE_FUNCTION_ERROR_INJECTION", "EVENT_TRACING", "TRACEPOINTS")
+CONTRACT_KEYS = {"fingerprint", "arch", "subsystem", "maintainers", "member", "access", "state", "producer",
+                 "source", "consumer", "path", "conditions", "via", "mask", "reaches"}
+
+
+@pytest.fixture(scope="module")
+def db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    copy = tmp_path_factory.mktemp("audit-cli") / "linux-7.3.db"
+    shutil.copyfile(indexed_db("7.3"), copy)
+    return copy
+
+
+def run(*args: str) -> Result:
+    return CliRunner().invoke(main, list(args))
+
+
+@pytest.fixture(scope="module")
+def audited(db: Path) -> dict:
+    result = run("audit", str(kernel_tree("7.3")), "--db", str(db), "--arch", "x86", "--format", "json")
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)
+
+
+def test_the_json_follows_the_documented_contract(audited: dict) -> None:
+    assert audited["schema"] == "regaudit-audit/1"
+    assert audited["tree"]["version"] == "7.3.4" and audited["arches"] == ["x86"]
+    assert audited["findings"], "7.3 x86 has findings"
+    for finding in audited["findings"]:
+        assert set(finding) >= CONTRACT_KEYS
+        assert finding["path"][-1]["line"] == finding["consumer"]["line"]
+    assert audited["summary"]["findings"] == len(audited["findings"])
+    assert {m["arch"] for m in audited["frames"]} == {"x86"}
+
+
+def test_the_report_of_the_database_is_the_audit(db: Path, audited: dict) -> None:
+    result = run("report", str(db), "--format", "json")
+    assert result.exit_code == 0
+    assert json.loads(result.output) == audited
+
+
+def test_fail_on_findings_exits_1(db: Path) -> None:
+    result = run("audit", str(kernel_tree("7.3")), "--db", str(db), "--arch", "x86", "--format", "json",
+                 "--fail-on-findings")
+    assert result.exit_code == 1
+
+
+def test_a_config_without_kprobe_override_drops_the_return_override_writes(db: Path, audited: dict,
+                                                                          tmp_path: Path) -> None:
+    def overrides(document: dict) -> list[dict]:
+        return [f for f in document["findings"] if any(h["function"] == "bpf_override_return" for h in f["path"])]
+
+    assert overrides(audited), "with every guard open, bpf_override_return's writes are reported"
+    assert all("defined(CONFIG_BPF_KPROBE_OVERRIDE)" in f["conditions"] for f in overrides(audited))
+    dotconfig = tmp_path / ".config"
+    dotconfig.write_text("".join(f"CONFIG_{symbol}=y\n" for symbol in TRACING_BUILD)
+                         + "# CONFIG_BPF_KPROBE_OVERRIDE is not set\n")
+    result = run("audit", str(kernel_tree("7.3")), "--db", str(db), "--arch", "x86", "--format", "json",
+                 "--config", str(dotconfig))
+    assert result.exit_code == 0, result.output
+    configured = json.loads(result.output)
+    assert configured["config"] == str(dotconfig)
+    assert configured["findings"], "the rest of the tracing build still has findings"
+    assert not overrides(configured)
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--arch", "vax"], "no frame rules or no arch/ directory for vax"),
+    (["--config", "/nonexistent/.config"], "cannot read the config file"),
+])
+def test_bad_input_is_one_line_and_exit_2(db: Path, args: list[str], message: str) -> None:
+    before = db.read_bytes()
+    result = CliRunner().invoke(main, ["audit", str(kernel_tree("7.3")), "--db", str(db), *args])
+    assert result.exit_code == 2
+    assert message in result.output and len(result.output.strip().splitlines()) == 1
+    assert db.read_bytes() == before
