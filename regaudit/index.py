@@ -102,8 +102,9 @@ def index_overlay(tree_path: str | os.PathLike[str], db_path: Path, files: dict[
     """Re-index the existing database `db_path` for a patched tree: replace the facts of `files` (tree-relative
     path -> new content), forget those of `removed`, empty the derived tables, publish atomically.
 
-    For `regaudit check`, whose `db_path` is a scratch copy of the tree's database. A file is parsed when it
-    was indexed or its new content names a prefilter token of the database; the token fixpoint is not re-run,
+    For `regaudit check`, whose `db_path` is a scratch copy of the tree's database. A .c/.h file the walk
+    considers is parsed when it was indexed or its new content names a prefilter token of the database (the
+    dialect is `tree_path`'s); the token fixpoint is not re-run,
     so a patch that creates a new pt_regs-carrying type does not pull unchanged files into the index.
     """
     started = time.monotonic()
@@ -118,12 +119,8 @@ def index_overlay(tree_path: str | os.PathLike[str], db_path: Path, files: dict[
             store.forget_file(path)
             result.files_removed += path in indexed
         for path, data in sorted(files.items()):
-            if not _walked(path):
-                continue
-            if path in indexed or mentions.search(data):
+            if _walked(path) and (path in indexed or mentions.search(data)):
                 _store_parsed(store, _parse_data(SourceFile(path, len(data), 0), data), result)
-            else:
-                store.forget_file(path)
         store.invalidate_derived()
     result.seconds = time.monotonic() - started
     return result

@@ -35,6 +35,8 @@ from regaudit.flow.propagate import FlowProgram, Hop, Propagation, Seed
 from regaudit.ruleset.flow_rules import Bridge
 from regaudit.subsystems import Maintainers
 
+_READING_KINDS = frozenset({"reads_any", "reads_by_table", "dynamic_read"})
+
 
 @dataclass(frozen=True)
 class ConsumerAccess:
@@ -123,10 +125,12 @@ class ArchCheck:
                              (*prefix, *e.path[:-1], _with_guard(e.path[-1], e.condition)))
                     for e in propagation.escapes]
         arrivals += [_Arrival(e.function, e.positions, (*prefix, *e.path)) for e in propagation.entered]
-        runners = {bridge.function for bridge in self.bridges if bridge.kind == "reads_any"}
+        readers = {bridge.function for bridge in self.bridges if bridge.kind in _READING_KINDS}
         for arrival in sorted(arrivals, key=lambda a: len(a.path)):
-            if arrival.function in runners and runners & {hop.function for hop in arrival.path}:
-                continue  # a runner called by a runner (trace_call_bpf -> bpf_prog_run_array): one program run
+            if arrival.function in readers and readers & {hop.function for hop in arrival.path}:
+                # inside a bridge that already accounts for the read: trace_call_bpf -> bpf_prog_run_array
+                # is one program run, perf_reg_value's table is narrower than its regs_get_register
+                continue
             for bridge in self.bridges:
                 if bridge.function == arrival.function and bridge.position in arrival.positions:
                     accesses += self._bridged(bridge, arrival, model, follow_programs)

@@ -40,6 +40,10 @@ class SourceSeed:
 def source_seeds(conn: sqlite3.Connection, sources: list[Source]) -> list[SourceSeed]:
     """Every seed of `sources` in the indexed tree, in rule order then file order."""
     restricted = {(s.function, s.caller) for s in sources if s.kind == "call_result" and s.caller}
+    # A builder called inside another builder (arch_ftrace_get_regs in ftrace_get_regs) reaches its
+    # consumers through the outer builder's callers, each seeded with the context of its own entry.
+    restricted |= {(s.function, outer.function) for s in sources for outer in sources
+                   if s.kind == outer.kind == "call_result" and outer.function}
     seeds: list[SourceSeed] = []
     structs: StructNames | None = None
     for source in sources:
@@ -58,7 +62,7 @@ def _call_seeds(conn: sqlite3.Connection, source: Source, restricted: set[tuple[
             continue
         if source.kind == "call_result":
             if source.caller is None and (source.function, call.caller) in restricted:
-                continue  # a caller-specific entry describes this site
+                continue  # a caller-specific entry, or an outer builder, describes this site
             seed = Seed(source.name, call.caller_id, returned_by=source.function, line=call.line)
         else:
             var = call.arg_vars.get(source.position or 0)

@@ -377,7 +377,7 @@ class _Expressions:
     # calls
     def _call(self, node: Node) -> None:
         function, condition = self._where(node)
-        callee_node = unwrap(node.child_by_field_name("function"))
+        callee_node = _through_accessor(unwrap(node.child_by_field_name("function")))
         if callee_node is None:
             return
         callee = text(callee_node) if callee_node.type == "identifier" else None
@@ -559,6 +559,23 @@ def _short_type(type_node: Node | None) -> str:
     keyword = "union" if type_node.type == "union_specifier" else "struct" \
         if type_node.type == "struct_specifier" else "enum"
     return f"{keyword} {text(name)}" if name is not None else keyword
+
+
+# `READ_ONCE(event->overflow_handler)(event, data, regs)` calls the pointer the field holds.
+_POINTER_ACCESSORS = frozenset({"READ_ONCE", "rcu_dereference", "rcu_dereference_raw", "smp_load_acquire"})
+
+
+def _through_accessor(callee: Node | None) -> Node | None:
+    """The field a called pointer is loaded from through a one-argument accessor, else `callee` itself."""
+    if callee is None or callee.type != "call_expression":
+        return callee
+    accessor = callee.child_by_field_name("function")
+    arguments = callee.child_by_field_name("arguments")
+    if accessor is None or text(accessor) not in _POINTER_ACCESSORS or arguments is None:
+        return callee
+    loaded = [unwrap(a) for a in arguments.named_children if a.type != "comment"]
+    return loaded[0] if len(loaded) == 1 and loaded[0] is not None and loaded[0].type == "field_expression" \
+        else callee
 
 
 def _result_use(call: Node) -> str:

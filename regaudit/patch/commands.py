@@ -1,9 +1,9 @@
 """The `regaudit check` click command: option parsing, reading the patches, output and exit status.
 
 Exit status: 0 no new finding, 1 new findings, 2 bad input or usage (a malformed or non-applying patch, a
-path leaving the tree, a binary diff: one line, before the tree's database is opened). `cli.py` registers
-the command (`main.add_command(check)`); this module imports cli's helpers, so cli.py must import it after
-defining them (at its end).
+path leaving the tree, a binary diff, an unknown arch: one line, before the tree's database is opened).
+Like `regaudit.report.commands`, `cli.py` registers the command and wraps its callback with its error
+handler; the helpers this module takes from `cli.py` are imported when the command runs (no import cycle).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from regaudit.cli import _handle_errors, db_option, indexed, split_arches
+from regaudit.audit.run import check_request
 from regaudit.errors import BadInput
 from regaudit.patch.checkpatch import FORMATS, render
 from regaudit.patch.diffs import FileChange, git_diff, holds_head, parse_patch
@@ -32,14 +32,18 @@ from regaudit.tree import open_tree
 @click.option("--arch", "arches", metavar="A[,B]", help="Arches to check [default: every arch with rules/frames].")
 @click.option("--format", "output", type=click.Choice(FORMATS), default="text", show_default=True,
               help="text: checkpatch.pl lines; json: new and fixed findings; sarif: the new findings.")
-@db_option
-@_handle_errors
+@click.option("--db", "db_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="The tree's fact database, indexed and audited if needed; the patch never enters it "
+                   "[default: ./<tree>.regaudit.db].")
 def check(patches: tuple[str, ...], tree: str, revisions: str | None, arches: str | None, output: str,
           db_path: Path | None) -> None:
     """Report the findings PATCH... (unified diffs, git format-patch mails, '-' for stdin) add to or fix in TREE."""
+    from regaudit.cli import indexed, split_arches
+
     root = open_tree(tree).root
     changes, reverse = read_changes(patches, revisions, root)
     patched = apply_changes(root, changes)
+    check_request(root, split_arches(arches), None)
     console = Console()
     db = indexed(tree, db_path, console).db
     result = check_patch(root, db, patched, split_arches(arches),

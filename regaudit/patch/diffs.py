@@ -57,8 +57,7 @@ class FileChange:
 
     def reversed(self) -> FileChange:
         """The change undoing this one (a copy is undone by deleting the copy)."""
-        old = None if self.copy else self.new
-        return FileChange(self.patch, old, self.old if not self.copy else None,
+        return FileChange(self.patch, self.new, None if self.copy else self.old,
                           tuple(hunk.reversed() for hunk in self.hunks))
 
 

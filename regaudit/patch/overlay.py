@@ -73,7 +73,10 @@ def _read(tree: Path, path: str) -> bytes | None:
         return None
     if not place.is_file():
         raise BadInput(f"{path}: not a regular file in the tree")
-    return place.read_bytes()
+    try:
+        return place.read_bytes()
+    except OSError as err:
+        raise BadInput(f"{path}: cannot read: {err.strerror}") from None
 
 
 def _apply_hunks(data: bytes, change: FileChange) -> bytes:
