@@ -20,6 +20,7 @@ import click
 
 from regaudit import __version__
 from regaudit.errors import RegauditError
+from regaudit.patch.commands import check as check_command
 from regaudit.report.commands import diff as diff_command
 from regaudit.report.commands import emit, render
 from regaudit.report.commands import report as report_command
@@ -176,23 +177,25 @@ def frames(tree: str, arches: str | None, output: str, db_path: Path | None) -> 
               help="Write the report to this file instead of stdout.")
 @click.option("--fail-on-findings", is_flag=True, help="Exit 1 when there is at least one finding.")
 @click.option("--no-color", is_flag=True, help="Plain text even on a terminal.")
+@click.option("--jobs", "-j", type=click.IntRange(min=1), default=None,
+              help="Processes for parsing and for checking arches [default: one per core].")
 @db_option
 @_handle_errors
 def audit(tree: str, arches: str | None, config: Path | None, output: str, output_file: Path | None,
-          fail_on_findings: bool, no_color: bool, db_path: Path | None) -> None:
+          fail_on_findings: bool, no_color: bool, jobs: int | None, db_path: Path | None) -> None:
     """Index, link, model and check TREE: consumers reading pt_regs members a sparse ftrace frame left unpopulated."""
     from regaudit.audit.run import audit_database, check_request
 
     check_request(tree, split_arches(arches), config)
     console = Console()
-    db = indexed(tree, db_path, console).db
-    document = audit_database(db, tree, split_arches(arches), config, progress=console.stage if sys.stderr.isatty()
-                              else None)
+    db = indexed(tree, db_path, console, workers=jobs).db
+    document = audit_database(db, tree, split_arches(arches), config,
+                              progress=console.stage if sys.stderr.isatty() else None, jobs=jobs)
     color = not no_color and output_file is None and console.rich.is_terminal
     emit(render(document, output, color=color), output_file)
     sys.exit(1 if fail_on_findings and document["findings"] else 0)
 
 
-for _command in (report_command, diff_command):
+for _command in (report_command, diff_command, check_command):
     _command.callback = _handle_errors(_command.callback)
     main.add_command(_command)

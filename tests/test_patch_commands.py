@@ -9,8 +9,7 @@ import pytest
 from click.testing import CliRunner
 from fake_tree import make_tree
 
-import regaudit.cli  # noqa: F401 - cli first: the check command imports its helpers
-from regaudit.patch.commands import check
+from regaudit.cli import main
 
 PATCH = "--- a/kernel/a.c\n+++ b/kernel/a.c\n@@ -1 +1 @@\n-int a;\n+int b;\n"
 
@@ -23,6 +22,7 @@ PATCH = "--- a/kernel/a.c\n+++ b/kernel/a.c\n@@ -1 +1 @@\n-int a;\n+int b;\n"
     (["-"], PATCH.replace("int a;", "int z;"), "-: kernel/a.c: hunk #1 (@@ -1,1 +1,1 @@) does not apply"),
     (["--git", "main"], None, "--git main: expected a range BASE..HEAD"),
     (["--git", "a..b"], None, "--git a..b: fatal: not a git repository"),
+    (["p.patch", "--arch", "vax"], None, "no frame rules or no arch/ directory for vax"),
 ])
 def test_usage_errors_are_one_line_exit_2_and_create_no_database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                                  arguments: list[str], stdin: str | None,
@@ -32,7 +32,7 @@ def test_usage_errors_are_one_line_exit_2_and_create_no_database(tmp_path: Path,
     monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path))
     (tmp_path / "p.patch").write_text(PATCH)
     db = tmp_path / "linux.db"
-    result = CliRunner().invoke(check, [*arguments, "--tree", str(tree), "--db", str(db)], input=stdin)
+    result = CliRunner().invoke(main, ["check", *arguments, "--tree", str(tree), "--db", str(db)], input=stdin)
     assert result.exit_code == 2
     assert result.stderr.startswith(f"regaudit: error: {message}") and result.stderr.count("\n") == 1
     assert not db.exists()

@@ -114,17 +114,16 @@ class ArchCheck:
             self._oracles[model.key] = FrameOracle(self.program, model)
         return self._oracles[model.key]
 
-    def _accesses(self, propagation: Propagation, model: FrameModel, follow_programs: bool,
-                  prefix: tuple[Hop, ...] = ()) -> list[ConsumerAccess]:
+    def _accesses(self, propagation: Propagation, model: FrameModel, follow_programs: bool) -> list[ConsumerAccess]:
         accesses = [
             ConsumerAccess(r.function, r.file, r.line, r.member, r.access, r.mask, "direct",
-                           (*prefix, *r.path, Hop(r.function, r.file, r.line, r.condition)))
+                           (*r.path, Hop(r.function, r.file, r.line, r.condition)))
             for r in propagation.reaches if r.access != "address"
         ]
         arrivals = [_Arrival(e.callee_expr, (e.position,),
-                             (*prefix, *e.path[:-1], _with_guard(e.path[-1], e.condition)))
+                             (*e.path[:-1], _with_guard(e.path[-1], e.condition)))
                     for e in propagation.escapes]
-        arrivals += [_Arrival(e.function, e.positions, (*prefix, *e.path)) for e in propagation.entered]
+        arrivals += [_Arrival(e.function, e.positions, e.path) for e in propagation.entered]
         readers = {bridge.function for bridge in self.bridges if bridge.kind in _READING_KINDS}
         for arrival in sorted(arrivals, key=lambda a: len(a.path)):
             if arrival.function in readers and readers & {hop.function for hop in arrival.path}:

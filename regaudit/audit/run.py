@@ -8,37 +8,47 @@ database (`regaudit.audit.document`), so what is printed is exactly what `regaud
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from regaudit import __version__
 from regaudit.arch.config import read_dotconfig
+from regaudit.arch.frames import FrameModel
 from regaudit.arch.kconfig import list_arches
 from regaudit.arch.producers import build_frame_models
 from regaudit.audit.check import ArchCheck
 from regaudit.audit.document import load_document
-from regaudit.audit.seeds import source_seeds
+from regaudit.audit.seeds import SourceSeed, source_seeds
 from regaudit.errors import BadInput
 from regaudit.facts import audit_facts
-from regaudit.facts.flow_facts import load_shared_facts
+from regaudit.facts.flow_facts import FlowFacts, load_shared_facts
 from regaudit.facts.store import FactStore, open_existing
 from regaudit.flow.bridges import HelperEntry
 from regaudit.flow.link import link_database
 from regaudit.flow.propagate import arch_program
-from regaudit.ruleset.flow_rules import load_bridges, load_sources
+from regaudit.ruleset.flow_rules import Bridge, load_bridges, load_sources
 from regaudit.ruleset.load import kernel_series, load_rules, ruleset_hash
 from regaudit.subsystems import Maintainers
 from regaudit.tree import open_tree
 
 Progress = Callable[[str], None]
+ArchResult = tuple[str, list[dict[str, Any]], list[dict[str, Any]], float]
 
 
 def audit_database(db_path: Path, tree_path: str | Path, arches: list[str] | None = None,
-                   config: Path | None = None, progress: Progress | None = None) -> dict[str, Any]:
-    """Check an indexed tree for `arches` (default: every arch of the tree with frame rules); the audit document."""
+                   config: Path | None = None, progress: Progress | None = None,
+                   jobs: int | None = None) -> dict[str, Any]:
+    """Check an indexed tree for `arches` (default: every arch of the tree with frame rules); the audit document.
+
+    The arches are checked in `jobs` processes (default: one per core), forked after the shared facts
+    are loaded so each worker reads them from memory it shares with the parent.
+    """
     say = progress or (lambda _message: None)
     tree = open_tree(tree_path)
     chosen = _arches(tree.root, arches)
@@ -59,18 +69,14 @@ def audit_database(db_path: Path, tree_path: str | Path, arches: list[str] | Non
         conn.close()
     bridges = load_bridges(series)
     barriers = frozenset((b.caller, b.function) for b in bridges if b.kind == "no_flow" and b.caller)
-    maintainers = Maintainers.load(tree.root, series)
+    job = _ArchJob(db_path, tree.root, models, bridges, Maintainers.load(tree.root, series), seeds, dotconfig,
+                   barriers, shared)
     findings: list[dict[str, Any]] = []
     cleans: list[dict[str, Any]] = []
-    helper_lists: dict[str, list[HelperEntry]] = {}
-    for arch in chosen:
-        clock = time.perf_counter()
-        with arch_program(db_path, arch, dotconfig, barriers, shared) as program:
-            check = ArchCheck(program, tree.root, models, bridges, maintainers, helper_lists)
-            arch_findings, arch_cleans = check.run(seeds)
+    for arch, arch_findings, arch_cleans, seconds in _check_arches(job, chosen, jobs):
         findings += arch_findings
         cleans += arch_cleans
-        say(f"{arch}: {len(arch_findings)} findings, {len(arch_cleans)} clean ({time.perf_counter() - clock:.1f} s)")
+        say(f"{arch}: {len(arch_findings)} findings, {len(arch_cleans)} clean ({seconds:.1f} s)")
     findings.sort(key=lambda f: (f["arch"], f["subsystem"], f["consumer"]["file"], f["consumer"]["line"],
                                  f["member"], f["source"]["rule"], f["fingerprint"]))
     meta = {"started": started, "tool_version": __version__, "rules_hash": ruleset_hash(),
@@ -83,6 +89,52 @@ def audit_database(db_path: Path, tree_path: str | Path, arches: list[str] | Non
         audit_facts.add_clean(store.conn, audit_id, cleans)
         audit_facts.finish_audit(store.conn, audit_id, _now())
     return load_document(db_path)
+
+
+@dataclass(frozen=True)
+class _ArchJob:
+    """What every arch's check needs, built once in the parent."""
+
+    db_path: Path
+    tree: Path
+    models: list[FrameModel]
+    bridges: list[Bridge]
+    maintainers: Maintainers
+    seeds: list[SourceSeed]
+    dotconfig: dict[str, bool] | None
+    barriers: frozenset[tuple[str, str]]
+    shared: FlowFacts
+
+
+_JOB: _ArchJob | None = None  # set in the parent before forking; the workers inherit it
+
+
+def _check_arches(job: _ArchJob, arches: list[str], jobs: int | None) -> Iterator[ArchResult]:
+    global _JOB
+    workers = min(jobs or os.cpu_count() or 1, len(arches))
+    if workers <= 1 or "fork" not in multiprocessing.get_all_start_methods():
+        helper_lists: dict[str, list[HelperEntry]] = {}
+        yield from (_check_arch(job, arch, helper_lists) for arch in arches)
+        return
+    _JOB = job
+    try:
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            yield from pool.imap(_check_forked, arches)
+    finally:
+        _JOB = None
+
+
+def _check_forked(arch: str) -> ArchResult:
+    assert _JOB is not None, "set before the fork"
+    return _check_arch(_JOB, arch, {})
+
+
+def _check_arch(job: _ArchJob, arch: str, helper_lists: dict[str, list[HelperEntry]]) -> ArchResult:
+    clock = time.perf_counter()
+    with arch_program(job.db_path, arch, job.dotconfig, job.barriers, job.shared) as program:
+        check = ArchCheck(program, job.tree, job.models, job.bridges, job.maintainers, helper_lists)
+        findings, cleans = check.run(job.seeds)
+    return arch, findings, cleans, time.perf_counter() - clock
 
 
 def check_request(tree_path: str | Path, arches: list[str] | None, config: Path | None) -> None:
