@@ -22,6 +22,7 @@ from regaudit.arch.kconfig import (
     Select,
     arch_capabilities,
     evaluate,
+    foreign_symbols,
     list_arches,
     parse_dotconfig,
     read_kconfig,
@@ -378,3 +379,11 @@ def test_reading_every_arch_is_fast() -> None:
     elapsed = time.perf_counter() - started
     assert len(capabilities) >= 20
     assert elapsed < 1.0, f"reading the Kconfig files of {len(capabilities)} arches took {elapsed:.2f}s"
+
+
+def test_symbols_only_other_arches_declare_are_off() -> None:
+    """Linux 7.3.4: `config ARM64` (arch/arm64/Kconfig), `config CPU_V7` (arch/arm/mm/Kconfig) exist only there;
+    MMU and KVM are declared by x86 too (arch/x86/Kconfig, arch/x86/kvm/Kconfig), so they are x86's to decide."""
+    foreign = foreign_symbols(kernel_tree("7.3"), "x86")
+    assert {"ARM64", "CPU_V7", "RISCV"} <= foreign
+    assert not {"X86", "X86_64", "MMU", "KVM", "FUNCTION_TRACER"} & foreign

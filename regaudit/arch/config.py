@@ -19,7 +19,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from regaudit.arch.kconfig import Capabilities, ConfigEntry, Truth, arch_capabilities, evaluate, read_kconfig
+from regaudit.arch.kconfig import (
+    Capabilities,
+    ConfigEntry,
+    Truth,
+    arch_capabilities,
+    evaluate,
+    foreign_symbols,
+    read_kconfig,
+)
 from regaudit.errors import BadInput
 from regaudit.facts.arch_facts import ArchFacts, Definition
 
@@ -70,6 +78,7 @@ class BuildConfig:
     macros: dict[str, bool]
     facts: ArchFacts
     dotconfig: Mapping[str, bool] | None = None  # a user's .config: decides every CONFIG_ symbol
+    foreign: frozenset[str] = frozenset()  # symbols only other arches declare: off
     _kconfig: dict[str, Truth] = field(default_factory=dict)
     _defined: dict[str, Truth] = field(default_factory=dict)
     _holds: dict[str, Truth] = field(default_factory=dict)
@@ -91,7 +100,7 @@ class BuildConfig:
             for symbol in rules.enable:
                 if capabilities.value(symbol, assumed) is not False:
                     assumed[symbol] = True
-        return cls(arch, capabilities, assumed, dict(rules.macros), facts, dotconfig)
+        return cls(arch, capabilities, assumed, dict(rules.macros), facts, dotconfig, foreign_symbols(tree, arch))
 
     # --- Kconfig -----------------------------------------------------------------------------------
 
@@ -99,6 +108,8 @@ class BuildConfig:
         """Whether CONFIG_`symbol` is set in the modelled build; None when the tree leaves it open."""
         if self.dotconfig is not None:
             return self.dotconfig.get(symbol, False)
+        if symbol in self.foreign:
+            return False
         if symbol not in self._kconfig:
             self._kconfig[symbol] = self.capabilities.value(symbol, self.assumed)
         return self._kconfig[symbol]

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cache, cached_property
 from pathlib import Path
 from typing import Literal
 
@@ -104,6 +104,8 @@ class ConfigEntry:
 
 # --- reading ---------------------------------------------------------------------------------------
 
+_DECLARATION = re.compile(r"^\s*(?:menu)?config\s+(\w+)", re.MULTILINE)
+
 
 def list_arches(tree: Path) -> list[str]:
     """Every directory under arch/ that has a Kconfig file, sorted."""
@@ -111,6 +113,27 @@ def list_arches(tree: Path) -> list[str]:
     if not arch_dir.is_dir():
         raise BadInput(f"{tree}: no arch/ directory; not a kernel tree")
     return sorted(path.name for path in arch_dir.iterdir() if (path / "Kconfig").is_file())
+
+
+@cache
+def foreign_symbols(tree: Path, arch: str) -> frozenset[str]:
+    """Symbols only other architectures declare (`config ARM64`, `config CPU_V7`): never set on `arch`.
+
+    Read from the `config`/`menuconfig` lines of every Kconfig* file under arch/<other>/, less what this
+    arch's files and the shared arch/Kconfig declare (a symbol several arches declare is this arch's too).
+    """
+    def declared(paths: list[Path]) -> set[str]:
+        names: set[str] = set()
+        for path in paths:
+            names.update(_DECLARATION.findall(path.read_text(encoding="utf-8", errors="replace")))
+        return names
+
+    def files(directory: Path) -> list[Path]:
+        return sorted(path for path in directory.rglob("Kconfig*") if path.is_file())
+
+    others = [path for name in list_arches(tree) if name != arch for path in files(tree / "arch" / name)]
+    own = files(tree / "arch" / arch) + [path for path in (tree / "arch" / "Kconfig",) if path.is_file()]
+    return frozenset(declared(others) - declared(own))
 
 
 def read_kconfig(path: Path, tree: Path) -> list[ConfigEntry]:
