@@ -20,7 +20,7 @@ from regaudit.flow.propagate import Escape, Reach, Seed, Transform, member_in_fr
 from regaudit.index import index_tree
 
 FIXTURE = Path(__file__).parent / "fixtures" / "propagate" / "kernel" / "flow.c"
-SEEDS = [Seed("FRAME", "source", var="regs", line=78), Seed("BUF", buffer="frame_buf"), Seed("PARAM", "walk", param=0),
+SEEDS = [Seed("FRAME", "source", var="regs", line=81), Seed("BUF", buffer="frame_buf"), Seed("PARAM", "walk", param=0),
          Seed("RET", returned_by="other_regs")]
 _SPEC = re.compile(r"//\s*reach: (?P<frame>\S+) (?P<member>\S+) (?P<access>\w+) via (?P<path>.+)$")
 

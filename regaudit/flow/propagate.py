@@ -8,18 +8,23 @@ an opaque label. All SQL is in `regaudit.facts.flow_facts`.
 Model, and where it is approximate:
 - Within a function the analysis is flow-insensitive: every assignment, argument and return of the
   body is one equation, solved to a fixpoint, so a seed "after line L" holds wherever its variable is
-  used (a reassignment before L is not seen). Branch conditions are ignored. `#if` guards are evaluated
-  for the arch as the link stage does (`BuildConfig`): accesses and calls compiled out are dropped, and
-  a guard the build leaves open stays on the Reach / Escape as its condition.
+  used. Two exceptions: a local replaced on every way to a use (both arms of an if/else, past a guard
+  clause that returns; loops are not seen) no longer holds the frame there, and with a `BranchOracle`
+  (a frame model) calls, accesses and stores under a C branch condition it decides against are not
+  followed. `#if` guards are evaluated for the arch as the link stage does (`BuildConfig`): facts
+  compiled out are dropped, and a guard the build leaves open stays on the Reach / Escape as its condition.
 - A value is a set of offsets into the frame: '' for the frame itself, 'x' for `&regs->x`, '^m' for the
   container `container_of(regs, T, m)` returns. Accesses through a container outside member `m` are
   not frame accesses and are not reported.
-- Memory is field-sensitive by type, not by object: a store `p->a.b = regs` goes to the heap cell
-  (innermost struct tag, last field), found by walking member types from p's declared struct, so
-  `regs_intr->regs` (struct perf_regs *) and `data->regs_intr.regs` (struct perf_sample_data *) meet in
-  ('perf_regs', 'regs') — and so does `data->regs_user.regs`. Globals and per-CPU variables are cells
-  keyed by name: the pointer they hold ('global') or, for `&buf` / `this_cpu_ptr(&buf)`, the object
-  itself ('object'). Stores through `*p = regs` are not followed.
+- Memory is field-sensitive by type, and by object inside an object: a store `p->a.b = regs` goes to
+  the cell (innermost struct tag, last field), found by walking member types from p's declared struct,
+  except that a field reached through an embedded struct has its object's cell: `data->regs_intr.regs`
+  is ('perf_sample_data', 'regs_intr.regs'), distinct from `data->regs_user.regs`, and so is
+  `regs_intr->regs` in a function every caller hands `&data->regs_intr`. A load reads its object's
+  cell and the type's (stores through plain pointers); a load through a plain pointer reads every
+  object cell embedding the type too. Globals and per-CPU variables are cells keyed by name: the
+  pointer they hold ('global') or, for `&buf` / `this_cpu_ptr(&buf)`, the object itself ('object').
+  Stores through `*p = regs` are not followed.
 - Summaries: a function is analysed once per entry state (which parameters carry which offsets);
   callers re-read a callee's return summary when it grows; the worklist stops at the fixpoint, so
   recursion terminates. A function of the arch's program that reads a frame-carrying heap cell is
@@ -88,7 +93,14 @@ class Local:
 
 @dataclass(frozen=True)
 class Heap:
-    key: HeapKey
+    """Memory: the cells a store writes, or a load reads (a load also reads every cell embedding `any_of`)."""
+
+    keys: tuple[HeapKey, ...]
+    any_of: tuple[str, str] | None = None  # (struct tag, field): a load through a plain pointer to that struct
+
+
+def cell(key: HeapKey) -> Heap:
+    return Heap((key,))
 
 
 @dataclass(frozen=True)
@@ -248,13 +260,15 @@ class Body:
     accesses: list[tuple[Access, Source]] = field(default_factory=list)
     store_lines: dict[HeapKey, int] = field(default_factory=dict)
     heap_reads: frozenset[HeapKey] = frozenset()  # cells any equation, argument or access reads
+    open_reads: frozenset[tuple[str, str]] = frozenset()  # loads through plain pointers: (struct tag, field)
     # local -> the plain assignments to it: a later use is killed when they cover every way to it
     assigned: dict[str, list[tuple[Site, Source, Transform]]] = field(default_factory=dict)
 
     def seal(self) -> Body:
         sources = [source for _d, source, _t, _s in self.flows] + [source for _a, source in self.accesses]
         sources += [source for _c, args in self.calls.values() for _p, source, _t in args]
-        self.heap_reads = frozenset(source.key for source in sources if isinstance(source, Heap))
+        self.heap_reads = frozenset(key for source in sources if isinstance(source, Heap) for key in source.keys)
+        self.open_reads = frozenset(source.any_of for source in sources if isinstance(source, Heap) and source.any_of)
         return self
 
 
@@ -313,10 +327,14 @@ class FlowProgram:
         generic = sorted({f.file for f in facts.functions.values() if f.file.startswith("include/asm-generic/")})
         visible = program_for(Path(facts.tree_path), config.arch, generic).sees
         self.visible = {function_id for function_id, f in facts.functions.items() if visible(f.file)}
+        self.aliases = self._field_address_parameters()
+        self.embeddings: dict[tuple[str, str], set[HeapKey]] = defaultdict(set)
         self.bodies = {function_id: self._compile(function_id) for function_id in self.visible}
         self.heap_readers: dict[HeapKey, set[int]] = defaultdict(set)
         for function_id, body in self.bodies.items():
-            for key in body.heap_reads:
+            reads = set(body.heap_reads).union(*(self.embeddings.get(o, set()) for o in body.open_reads))
+            body.heap_reads = frozenset(reads)
+            for key in reads:
                 self.heap_readers[key].add(function_id)
         self._returns_added: set[int] = set()
 
@@ -396,10 +414,10 @@ class FlowProgram:
     def _access(self, function_id: int, base_var: str, access: Access) -> tuple[Access, Source]:
         """`p->m` reads through p; `p->a.regs->cs` reads `cs` through the pointer held in the cell of `a.regs`."""
         head, arrow, rest = access.member.partition("->")
-        key = self.field_cell(function_id, base_var, head) if arrow else None
+        key = self.field_cells(function_id, base_var, head, write=False) if arrow else None
         if key is None:
             return access, self._variable(function_id, base_var, access.base_var_kind)
-        return replace(access, member=rest), Heap(key)
+        return replace(access, member=rest), key
 
     @staticmethod
     def _compile_percpu_write(body: Body, call: CallSite, args: list[tuple[int, Source, Transform]]) -> None:
@@ -409,7 +427,8 @@ class FlowProgram:
         target, value = by_position.get(0), by_position.get(1)
         if target and value and isinstance(target[0], Heap):
             body.flows.append((target[0], *value, Site(call.line, call.branches)))
-            body.store_lines[target[0].key] = call.line
+            for key in target[0].keys:
+                body.store_lines[key] = call.line
 
     def _compile_assignment(self, body: Body, function_id: int, assignment: Assignment,
                             by_place: dict[tuple[int, str | None], int]) -> None:
@@ -429,10 +448,11 @@ class FlowProgram:
             if isinstance(destination, Local):
                 body.assigned.setdefault(destination.name, []).append((site, source, transform))
             return
-        key = self.field_cell(function_id, assignment.lhs_var, assignment.lhs_member)
-        if key is not None:
-            body.flows.append((Heap(key), source, transform, site))
-            body.store_lines[key] = assignment.line
+        cells = self.field_cells(function_id, assignment.lhs_var, assignment.lhs_member, write=True)
+        if cells is not None:
+            body.flows.append((cells, source, transform, site))
+            for key in cells.keys:
+                body.store_lines[key] = assignment.line
 
     def _rhs(self, function_id: int, assignment: Assignment,
              by_place: dict[tuple[int, str | None], int]) -> tuple[Source | None, Transform]:
@@ -443,14 +463,13 @@ class FlowProgram:
         if not var:
             return None, COPY
         if kind == "member":
-            key = self.field_cell(function_id, var, assignment.rhs_member or "")
-            return (Heap(key) if key else None), COPY
+            return self.field_cells(function_id, var, assignment.rhs_member or "", write=False), COPY
         if kind == "container_of":
             return Local(var), Transform("container", assignment.rhs_member or "")
         if kind == "address" and assignment.rhs_member:
             return Local(var), Transform("member", assignment.rhs_member)
         if kind == "address" and assignment.rhs_var_kind == "global":
-            return Heap(("object", var, "")), COPY
+            return cell(("object", var, "")), COPY
         if kind in ("var", "cast", "address"):
             return self._variable(function_id, var, assignment.rhs_var_kind), COPY
         return None, COPY
@@ -465,23 +484,27 @@ class FlowProgram:
         if arg.member and arg.address_of:
             return Local(arg.var), Transform("member", arg.member)
         if arg.member:
-            key = self.field_cell(function_id, arg.var, arg.member)
-            return (Heap(key) if key else None), COPY
+            return self.field_cells(function_id, arg.var, arg.member, write=False), COPY
         if arg.address_of:
             # &buf of a global is the object; &local is a pointer to a pointer, which is not followed.
-            return (Heap(("object", arg.var, "")) if arg.var_kind == "global" else None), COPY
+            return (cell(("object", arg.var, "")) if arg.var_kind == "global" else None), COPY
         return self._variable(function_id, arg.var, arg.var_kind), COPY
 
     def _variable(self, function_id: int, name: str, kind: str | None) -> Local | Heap:
         declared_here = (function_id, name) in self.facts.var_types
         if kind == "global" or (kind is None and not declared_here and (None, name) in self.facts.var_types):
-            return Heap(("global", name, ""))
+            return cell(("global", name, ""))
         return Local(name)
 
-    def field_cell(self, function_id: int, var: str, path: str) -> HeapKey | None:
-        """The heap cell of `var->path`: (innermost struct tag, last field), by the declared member types."""
+    def field_cells(self, function_id: int, var: str, path: str, write: bool) -> Heap | None:
+        """The memory `var->path` names. A field is a cell of its innermost struct type, ("field", tag, field),
+        except inside an object: `data->regs_intr.regs` is the cell ("field", "perf_sample_data",
+        "regs_intr.regs"), and so is `p->regs` in a function every caller passes `&data->regs_intr` as `p`.
+        A store there writes the object's cell only; a load reads it and the type's cell (what was stored
+        through a plain pointer); a load through a plain pointer also reads every object cell embedding the type.
+        """
         declared = self.facts.var_types.get((function_id, var)) or self.facts.var_types.get((None, var)) or ""
-        tag = self._struct_tag(declared)
+        tag = outer = self._struct_tag(declared)
         if tag is None:
             return None
         parts = [re.sub(r"\[.*?\]", "", part) for part in path.split(".")]
@@ -489,9 +512,45 @@ class FlowProgram:
             inner = self.facts.member_types.get((tag, part), "")
             inner_tag = self._struct_tag(inner)
             if "*" in inner or inner_tag is None:
-                return "field", tag, ".".join(parts[depth:])
+                return cell(("field", tag, ".".join(parts[depth:])))
             tag = inner_tag
-        return "field", tag, parts[-1]
+        type_key: HeapKey = ("field", tag, parts[-1])
+        prefixes = [(outer, "")] if len(parts) > 1 else []
+        prefixes += list(self.aliases.get((function_id, var), ()))
+        objects = tuple(("field", holder, ".".join(filter(None, (prefix, *parts)))) for holder, prefix in prefixes)
+        for key in objects:
+            self.embeddings[(tag, parts[-1])].add(key)
+        if write:
+            return Heap(objects or (type_key,))
+        return Heap((*objects, type_key), any_of=None if objects else (tag, parts[-1]))
+
+    def _field_address_parameters(self) -> dict[tuple[int, str], set[tuple[str, str]]]:
+        """Parameters every caller on this arch passes the address of an embedded struct field
+        (`perf_sample_regs_intr(&data->regs_intr, regs)`): (callee, parameter) -> {(holding struct, field path)}."""
+        aliases: dict[tuple[int, str], set[tuple[str, str]]] = defaultdict(set)
+        plain: set[tuple[int, str]] = set()
+        for caller, calls in self.facts.calls.items():
+            for call in calls:
+                for callee in self.facts.callees.get(call.id, ()):
+                    params = self.facts.params.get(callee, [])
+                    for arg in call.args:
+                        name = params[arg.position] if arg.position < len(params) else None
+                        if name is None:
+                            continue
+                        holder = self._held_in(caller, arg)
+                        if holder is None:
+                            plain.add((callee, name))
+                        else:
+                            aliases[(callee, name)].add(holder)
+        return {key: value for key, value in aliases.items() if key not in plain}
+
+    def _held_in(self, caller: int, arg: Argument) -> tuple[str, str] | None:
+        """(struct, field path) when `arg` is `&var->a.b` of a struct variable, else None."""
+        if not (arg.address_of and arg.member and arg.var):
+            return None
+        declared = self.facts.var_types.get((caller, arg.var)) or self.facts.var_types.get((None, arg.var)) or ""
+        tag = self._struct_tag(declared)
+        return (tag, re.sub(r"\[.*?\]", "", arg.member)) if tag else None
 
     def _struct_tag(self, type_text: str) -> str | None:
         for _ in range(_TYPEDEF_HOPS):
@@ -584,7 +643,10 @@ class Walk:
         if isinstance(source, Local):
             return values.get(source.name, set())
         if isinstance(source, Heap):
-            return self.heap.get(source.key, set())
+            keys = set(source.keys)
+            if source.any_of:
+                keys |= self.program.embeddings.get(source.any_of, set())
+            return set().union(*(self.heap.get(key, set()) for key in keys))
         return self._call_value(context, values, source.call_id)
 
     def _moved(self, context: Context, values: dict[str, set[str]], source: Source, transform: Transform,
@@ -642,8 +704,8 @@ class Walk:
             if not moved:
                 continue
             if isinstance(destination, Heap):
-                line = body.store_lines.get(destination.key, 0)
-                self._store(destination.key, moved, (context, line))
+                for key in destination.keys:
+                    self._store(key, moved, (context, body.store_lines.get(key, 0)))
                 continue
             target = values["\0return" if isinstance(destination, Returned) else destination.name]
             if not moved <= target:
