@@ -12,6 +12,7 @@ import json
 import sqlite3
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
+from typing import NamedTuple
 
 from regaudit.errors import BadInput
 from regaudit.facts.link_facts import member_types, typedef_types
@@ -32,8 +33,7 @@ class Function:
     macro_body: str | None
 
 
-@dataclass(frozen=True)
-class Argument:
+class Argument(NamedTuple):
     position: int
     var: str | None
     var_kind: str | None  # 'param', 'local', 'global' or None
@@ -42,8 +42,7 @@ class Argument:
     inner_call: str | None
 
 
-@dataclass(frozen=True)
-class CallSite:
+class CallSite(NamedTuple):
     id: int
     function_id: int
     file: str
@@ -56,8 +55,7 @@ class CallSite:
     branches: Branches = ()
 
 
-@dataclass(frozen=True)
-class Access:
+class Access(NamedTuple):
     id: int
     function_id: int
     file: str
@@ -72,8 +70,7 @@ class Access:
     branches: Branches = ()
 
 
-@dataclass(frozen=True)
-class Assignment:
+class Assignment(NamedTuple):
     function_id: int
     line: int
     lhs_var: str | None

@@ -40,7 +40,7 @@ import sqlite3
 from collections import defaultdict, deque
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Protocol
@@ -417,7 +417,7 @@ class FlowProgram:
         key = self.field_cells(function_id, base_var, head, write=False) if arrow else None
         if key is None:
             return access, self._variable(function_id, base_var, access.base_var_kind)
-        return replace(access, member=rest), key
+        return access._replace(member=rest), key
 
     @staticmethod
     def _compile_percpu_write(body: Body, call: CallSite, args: list[tuple[int, Source, Transform]]) -> None:
