@@ -16,7 +16,9 @@ import pytest
 
 from regaudit.errors import BadInput
 from regaudit.facts.bridge_facts import BridgeFacts
-from regaudit.flow.bridges import DerivedRead, HelperEntry, _line_guards, bpf_helpers, dynamic_reads, table_reads
+from regaudit.flow.bpf_helpers import HelperEntry, bpf_helpers
+from regaudit.flow.c_text import line_guards
+from regaudit.flow.register_reads import DerivedRead, dynamic_reads, table_reads
 from regaudit.index import index_tree
 from regaudit.parse import parser
 from regaudit.parse.conditions import Conditions, include_guard
@@ -184,7 +186,7 @@ def test_line_guards_are_written_as_the_index_writes_conditions() -> None:
     conditions = Conditions(parser.captures("definitions", root).get("branch", []), include_guard(root))
     lines = GUARDED.splitlines()
     offsets = [sum(len(line) + 1 for line in lines[:number]) for number in range(len(lines))]
-    guards = _line_guards(lines)
+    guards = line_guards(lines)
     declarations = [number for number, line in enumerate(lines) if line.startswith("int ")]
     assert [guards[n] for n in declarations] == [conditions.at(offsets[n]) for n in declarations]
     assert guards[declarations[3]] == "!(defined(CONFIG_A)) && !((defined(CONFIG_B) || X > 1)) && !defined(CONFIG_D)"

@@ -34,7 +34,8 @@ from functools import cache
 import pytest
 from kernel_trees import SERIES, indexed_db, kernel_tree
 
-from regaudit.flow.bridges import HelperEntry, bpf_helpers, dynamic_reads, table_reads
+from regaudit.flow.bpf_helpers import HelperEntry, bpf_helpers
+from regaudit.flow.register_reads import dynamic_reads, table_reads
 from regaudit.ruleset.flow_rules import Bridge, load_bridges
 
 OVERRIDE_GUARD = "defined(CONFIG_BPF_KPROBE_OVERRIDE)"

@@ -30,7 +30,7 @@ from regaudit.arch.frames import FrameModel
 from regaudit.audit.decide import FrameOracle
 from regaudit.audit.seeds import SourceSeed
 from regaudit.audit.verdict import Verdict, judge
-from regaudit.flow import bridges as derived
+from regaudit.flow import bpf_helpers, register_reads
 from regaudit.flow.propagate import FlowProgram, Hop, Propagation, Seed
 from regaudit.ruleset.flow_rules import Bridge
 from regaudit.subsystems import Maintainers
@@ -66,7 +66,8 @@ class ArchCheck:
     """One architecture's check: the compiled program, its frame models and its bridges."""
 
     def __init__(self, program: FlowProgram, tree: Path, models: list[FrameModel], bridges: list[Bridge],
-                 maintainers: Maintainers, helper_lists: dict[str, list[derived.HelperEntry]] | None = None) -> None:
+                 maintainers: Maintainers,
+                 helper_lists: dict[str, list[bpf_helpers.HelperEntry]] | None = None) -> None:
         """`helper_lists`: BPF helper lists by bridge name, shared between the arches of one audit."""
         self.program, self.tree, self.maintainers = program, tree, maintainers
         self.helper_lists = {} if helper_lists is None else helper_lists
@@ -168,10 +169,10 @@ class ArchCheck:
                                                        (*path, offer, *access.path), access.within))
         return accesses
 
-    def _helper_list(self, bridge: Bridge) -> list[derived.HelperEntry]:
+    def _helper_list(self, bridge: Bridge) -> list[bpf_helpers.HelperEntry]:
         """The helpers of the bridge's program type: generic C, derived once per audit (shared by the arches)."""
         if bridge.name not in self.helper_lists:
-            self.helper_lists[bridge.name] = derived.bpf_helpers(self.program.db_path, self.tree, bridge)
+            self.helper_lists[bridge.name] = bpf_helpers.bpf_helpers(self.program.db_path, self.tree, bridge)
         return self.helper_lists[bridge.name]
 
     def _helper_body(self, function: str, position: int, model: FrameModel) -> list[ConsumerAccess]:
@@ -188,8 +189,8 @@ class ArchCheck:
 
     def _derived_members(self, bridge: Bridge) -> tuple[str, ...] | None:
         if bridge.name not in self._derived:
-            derive: Callable[..., list[derived.DerivedRead]] = (
-                derived.table_reads if bridge.kind == "reads_by_table" else derived.dynamic_reads)
+            derive: Callable[..., list[register_reads.DerivedRead]] = (
+                register_reads.table_reads if bridge.kind == "reads_by_table" else register_reads.dynamic_reads)
             reads = derive(self.program.db_path, self.tree, self.arch, bridge)
             self._derived[bridge.name] = tuple(dict.fromkeys(read.member for read in reads)) or None
         return self._derived[bridge.name]

@@ -29,7 +29,7 @@ from regaudit.errors import BadInput
 from regaudit.facts import audit_facts
 from regaudit.facts.flow_facts import FlowFacts, load_shared_facts
 from regaudit.facts.store import FactStore, open_existing
-from regaudit.flow.bridges import HelperEntry
+from regaudit.flow.bpf_helpers import HelperEntry
 from regaudit.flow.link import link_database
 from regaudit.flow.propagate import arch_program
 from regaudit.ruleset.flow_rules import Bridge, load_bridges, load_sources

@@ -1,4 +1,4 @@
-"""Every SQL statement the bridge derivations (regaudit.flow.bridges) need beyond `arch_facts`.
+"""Every SQL statement the bridge derivations need beyond `arch_facts` (`regaudit.flow.bpf_helpers`).
 
 Owns two reads: where a function returning `struct bpf_func_proto *` is defined, and the designated
 initializer fields of a `struct bpf_func_proto` variable (`.func = f`, `.arg1_type = ARG_PTR_TO_CTX`,

@@ -21,7 +21,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any, TypeVar
 
-from regaudit.errors import RuleDataError
+from regaudit.errors import BadInput, RuleDataError
 from regaudit.ruleset.load import (
     _IDENTIFIER,
     Evidence,
@@ -136,6 +136,12 @@ class Bridge:
     bound: str | None = None
     caller: str | None = None  # no_flow: the call from `caller` to `function` never carries an ftrace frame
     notes: str | None = None
+
+    def expect(self, kind: str, value: str | None) -> str:
+        """`value`, a key of this bridge the derivation for `kind` needs; BadInput for a bridge of another kind."""
+        if self.kind != kind or value is None:
+            raise BadInput(f"bridge {self.name}: kind {self.kind}, expected a {kind} entry")
+        return value
 
 
 def load_sources(series: str, path: Path | None = None) -> list[Source]:
