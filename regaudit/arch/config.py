@@ -28,6 +28,7 @@ from regaudit.arch.kconfig import (
     foreign_symbols,
     read_kconfig,
 )
+from regaudit.arch.makefiles import Gate, build_symbols
 from regaudit.errors import BadInput
 from regaudit.facts.arch_facts import ArchFacts, Definition
 
@@ -79,6 +80,7 @@ class BuildConfig:
     facts: ArchFacts
     dotconfig: Mapping[str, bool] | None = None  # a user's .config: decides every CONFIG_ symbol
     foreign: frozenset[str] = frozenset()  # symbols only other arches declare: off
+    gates: Mapping[str, Gate] = field(default_factory=dict)  # .c file -> its kbuild levels (`build_symbols`)
     _kconfig: dict[str, Truth] = field(default_factory=dict)
     _defined: dict[str, Truth] = field(default_factory=dict)
     _holds: dict[str, Truth] = field(default_factory=dict)
@@ -100,7 +102,8 @@ class BuildConfig:
             for symbol in rules.enable:
                 if capabilities.value(symbol, assumed) is not False:
                     assumed[symbol] = True
-        return cls(arch, capabilities, assumed, dict(rules.macros), facts, dotconfig, foreign_symbols(tree, arch))
+        return cls(arch, capabilities, assumed, dict(rules.macros), facts, dotconfig, foreign_symbols(tree, arch),
+                   build_symbols(tree))
 
     # --- Kconfig -----------------------------------------------------------------------------------
 
@@ -137,6 +140,10 @@ class BuildConfig:
         if condition not in self._holds:
             self._holds[condition] = self._evaluate(condition)
         return self._holds[condition]
+
+    def builds(self, path: str) -> bool:
+        """False when kbuild compiles `path` only under symbols this build leaves off (obj-$(CONFIG_X))."""
+        return all(any(self.kconfig(symbol) is not False for symbol in level) for level in self.gates[path])
 
     def in_scope(self, path: str) -> bool:
         """Files this arch's build can include: its own arch/ directory and everything outside arch/."""

@@ -326,7 +326,8 @@ class FlowProgram:
         self.facts, self.config, self.db_path, self.barriers = facts, config, db_path, barriers
         generic = sorted({f.file for f in facts.functions.values() if f.file.startswith("include/asm-generic/")})
         visible = program_for(Path(facts.tree_path), config.arch, generic).sees
-        self.visible = {function_id for function_id, f in facts.functions.items() if visible(f.file)}
+        built = {file: config.builds(file) for file in {f.file for f in facts.functions.values()}}
+        self.visible = {function_id for function_id, f in facts.functions.items() if visible(f.file) and built[f.file]}
         self.aliases = self._field_address_parameters()
         self.embeddings: dict[tuple[str, str], set[HeapKey]] = defaultdict(set)
         self.bodies = {function_id: self._compile(function_id) for function_id in self.visible}
