@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from index_bench import floor_seconds
+from index_bench import cold_and_warm, floor_seconds
 
 
 def timed_audit(tree: Path, db: Path, arches: str | None) -> float:
@@ -41,11 +41,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="regaudit-bench-") as scratch:
         db = Path(scratch) / "bench.db"
-        cold = []
-        for _ in range(args.runs):
-            db.unlink(missing_ok=True)
-            cold.append(timed_audit(args.tree, db, args.arch))
-        warm = [timed_audit(args.tree, db, args.arch) for _ in range(args.runs)]
+        cold, warm = cold_and_warm(db, args.runs, lambda: timed_audit(args.tree, db, args.arch))
         conn = sqlite3.connect(db)
         files = [str(args.tree / path) for (path,) in conn.execute("SELECT path FROM files")]
         findings = conn.execute("SELECT count(*) FROM findings").fetchone()[0]

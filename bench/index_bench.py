@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from multiprocessing import Pool
 from pathlib import Path
 
@@ -58,6 +59,15 @@ def floor_seconds(files: list[str], jobs: int) -> float:
     return time.monotonic() - started
 
 
+def cold_and_warm(db: Path, runs: int, timed: Callable[[], float]) -> tuple[list[float], list[float]]:
+    """`runs` timings of `timed` on a fresh database each, then `runs` on the database the last one left."""
+    cold = []
+    for _ in range(runs):
+        db.unlink(missing_ok=True)
+        cold.append(timed())
+    return cold, [timed() for _ in range(runs)]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("tree", type=Path)
@@ -66,11 +76,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="regaudit-bench-") as scratch:
         db = Path(scratch) / "bench.db"
-        cold = []
-        for _ in range(args.runs):
-            db.unlink(missing_ok=True)
-            cold.append(timed_index(args.tree, db, args.jobs))
-        warm = [timed_index(args.tree, db, args.jobs) for _ in range(args.runs)]
+        cold, warm = cold_and_warm(db, args.runs, lambda: timed_index(args.tree, db, args.jobs))
         conn = sqlite3.connect(db)
         files = [str(args.tree / path) for (path,) in conn.execute("SELECT path FROM files")]
         tables = [name for (name,) in conn.execute(

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from regaudit.arch.effects import AsmStore
 from regaudit.arch.frames import MemberState
+from regaudit.arch.kconfig import list_arches
 from regaudit.arch.layout import StructGroup
 from regaudit.errors import RuleDataError
 from regaudit.ruleset.evidence import nearest_series, verified_series
@@ -209,3 +211,8 @@ def _field(rule: RuleFile, table: dict[str, Any], where: str, key: str) -> Any:
     if key not in table:
         raise RuleDataError(f"{rule.name}: {where + '.' if where else ''}{key}: missing")
     return table[key]
+
+
+def modelled_arches(tree: Path) -> list[str]:
+    """The tree's arches that rules/frames has frame rules for: what link, frames and audit cover by default."""
+    return sorted(set(list_arches(tree)) & {rule.data["arch"] for rule in load_rules("frames")})

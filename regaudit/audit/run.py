@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from regaudit import __version__
+from regaudit.arch.catalogue import modelled_arches
 from regaudit.arch.config import read_dotconfig
 from regaudit.arch.frames import FrameModel
-from regaudit.arch.kconfig import list_arches
 from regaudit.arch.producers import build_frame_models
 from regaudit.audit.check import ArchCheck
 from regaudit.audit.document import load_document
@@ -28,12 +28,13 @@ from regaudit.audit.seeds import SourceSeed, source_seeds
 from regaudit.errors import BadInput
 from regaudit.facts import audit_facts
 from regaudit.facts.flow_facts import FlowFacts, load_shared_facts
+from regaudit.facts.link_facts import current_links
 from regaudit.facts.store import FactStore, open_existing
 from regaudit.flow.bpf_helpers import HelperEntry
 from regaudit.flow.link import link_database
 from regaudit.flow.propagate import arch_program
 from regaudit.ruleset.flow_rules import Bridge, load_bridges, load_sources
-from regaudit.ruleset.load import kernel_series, load_rules, ruleset_hash
+from regaudit.ruleset.load import kernel_series, ruleset_hash
 from regaudit.subsystems import Maintainers
 from regaudit.tree import open_tree
 
@@ -51,10 +52,10 @@ def audit_database(db_path: Path, tree_path: str | Path, arches: list[str] | Non
     """
     say = progress or (lambda _message: None)
     tree = open_tree(tree_path)
-    chosen = _arches(tree.root, arches)
+    chosen = auditable_arches(tree.root, arches)
     dotconfig = read_dotconfig(config) if config is not None else None
     started = _now()
-    missing = sorted(set(chosen) - _linked(db_path))
+    missing = sorted(set(chosen) - set(_linked(db_path)))
     if missing:
         say(f"linking {', '.join(missing)}")
         link_database(db_path, tree.root, missing)
@@ -139,27 +140,27 @@ def _check_arch(job: _ArchJob, arch: str, helper_lists: dict[str, list[HelperEnt
 
 def check_request(tree_path: str | Path, arches: list[str] | None, config: Path | None) -> None:
     """BadInput for a request the audit would refuse, before anything (the index) touches the database."""
-    _arches(open_tree(tree_path).root, arches)
+    auditable_arches(open_tree(tree_path).root, arches)
     if config is not None:
         read_dotconfig(config)
 
 
-def _arches(tree: Path, arches: list[str] | None) -> list[str]:
-    present = set(list_arches(tree))
-    modelled = {rule.data["arch"] for rule in load_rules("frames")}
+def auditable_arches(tree: Path, arches: list[str] | None) -> list[str]:
+    """`arches` (BadInput for one the tree or the frame rules lack), by default every modelled arch."""
+    modelled = modelled_arches(tree)
     if not arches:
-        return sorted(present & modelled)
-    unknown = sorted(set(arches) - (present & modelled))
+        return modelled
+    unknown = sorted(set(arches) - set(modelled))
     if unknown:
         raise BadInput(f"no frame rules or no arch/ directory for {', '.join(unknown)} "
-                       f"(auditable: {', '.join(sorted(present & modelled))})")
+                       f"(auditable: {', '.join(modelled)})")
     return sorted(set(arches))
 
 
-def _linked(db_path: Path) -> set[str]:
+def _linked(db_path: Path) -> list[str]:
     conn = open_existing(db_path).conn
     try:
-        return {arch for (arch,) in conn.execute("SELECT arch FROM link_arches")}
+        return current_links(conn)
     finally:
         conn.close()
 

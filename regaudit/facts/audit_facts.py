@@ -120,12 +120,15 @@ def add_clean(conn: sqlite3.Connection, audit_id: int, cleans: list[dict[str, An
 
 def latest_audit(conn: sqlite3.Connection) -> dict[str, Any] | None:
     """The finished audit's row, or None when the database holds none."""
-    conn.row_factory = sqlite3.Row
-    try:
-        row = conn.execute("SELECT * FROM audits WHERE finished IS NOT NULL ORDER BY id DESC LIMIT 1").fetchone()
-    finally:
-        conn.row_factory = None
-    return None if row is None else {**dict(row), "arches": json.loads(row["arches"])}
+    rows = _dict_rows(conn, "SELECT * FROM audits WHERE finished IS NOT NULL ORDER BY id DESC LIMIT 1", ())
+    return {**rows[0], "arches": json.loads(rows[0]["arches"])} if rows else None
+
+
+def _dict_rows(conn: sqlite3.Connection, sql: str, parameters: tuple[Any, ...]) -> list[dict[str, Any]]:
+    """The rows of `sql` as column -> value dicts."""
+    cursor = conn.execute(sql, parameters)
+    columns = [description[0] for description in cursor.description]
+    return [dict(zip(columns, row, strict=True)) for row in cursor]
 
 
 def frame_models_of(conn: sqlite3.Connection, audit_id: int) -> list[dict[str, Any]]:
@@ -141,11 +144,7 @@ def findings_of(conn: sqlite3.Connection, audit_id: int) -> list[dict[str, Any]]
         "JOIN findings f ON f.id = h.finding_id WHERE f.audit_id = ? ORDER BY h.finding_id, h.position", (audit_id,)
     ):
         hops[finding_id].append({"function": function, "file": file, "line": line, "condition": condition})
-    conn.row_factory = sqlite3.Row
-    try:
-        rows = conn.execute("SELECT * FROM findings WHERE audit_id = ? ORDER BY id", (audit_id,)).fetchall()
-    finally:
-        conn.row_factory = None
+    rows = _dict_rows(conn, "SELECT * FROM findings WHERE audit_id = ? ORDER BY id", (audit_id,))
     return [{
         "fingerprint": r["fingerprint"], "arch": r["arch"], "subsystem": r["subsystem"],
         "maintainers": r["maintainers"], "member": r["member"], "reaches": json.loads(r["reaches"]),

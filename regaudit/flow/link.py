@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from regaudit import __version__
-from regaudit.arch.catalogue import load_catalogue
+from regaudit.arch.catalogue import load_catalogue, modelled_arches
 from regaudit.arch.config import BuildConfig, ConfigRules, shared_kconfig
 from regaudit.arch.kconfig import Truth, list_arches
 from regaudit.errors import BadInput
@@ -34,7 +34,7 @@ from regaudit.facts import link_facts
 from regaudit.facts.arch_facts import ArchFacts
 from regaudit.facts.link_facts import Binding, DefinitionRow, Edge, FieldCall
 from regaudit.facts.store import FactStore, open_existing
-from regaudit.ruleset.load import kernel_series, load_rules
+from regaudit.ruleset.load import kernel_series
 from regaudit.tree import open_tree
 
 _ASM_GENERIC = "include/asm-generic/"
@@ -109,7 +109,7 @@ def link_database(db_path: Path, tree_path: str | Path, arches: list[str] | None
         unknown = sorted(set(arches) - present)
         if unknown:
             raise BadInput(f"{tree.root}: no arch {', '.join(unknown)} (it has {', '.join(sorted(present))})")
-    chosen = sorted(set(arches) if arches else present & {rule.data["arch"] for rule in load_rules("frames")})
+    chosen = sorted(set(arches)) if arches else modelled_arches(tree.root)
     with FactStore(db_path) as store:
         index = link_facts.latest_index_run(store.conn)
         if index is None:

@@ -685,7 +685,7 @@ class Walk:
         """The branch conditions the oracle leaves open; None when it decides one against its arm."""
         if self.oracle is None:
             return frozenset((condition, holds) for condition, holds, _exit in branches)
-        frame_vars = frozenset(name for name, offsets in values.items() if "" in offsets)
+        frame_vars = _frame_vars(values)
         kept = set()
         for condition, holds, _exit in branches:
             decided = self.oracle.decide(condition, frame_vars)
@@ -783,7 +783,7 @@ class Walk:
         """True when the oracle decides one of the branch conditions against the arm the fact is in."""
         if self.oracle is None or not branches:
             return False
-        frame_vars = frozenset(name for name, offsets in values.items() if "" in offsets)
+        frame_vars = _frame_vars(values)
         return any(self.oracle.decide(condition, frame_vars) is (not holds) for condition, holds, _exit in branches)
 
     def paths(self) -> dict[Context, tuple[Hop, ...]]:
@@ -874,3 +874,8 @@ def _merged_arms(covers: set[frozenset[tuple[str, bool]]]) -> set[frozenset[tupl
                         merged.add(rest)
                         changed = True
     return merged
+
+
+def _frame_vars(values: dict[str, set[str]]) -> frozenset[str]:
+    """The locals holding the frame itself (offset ''), which a branch condition may test."""
+    return frozenset(name for name, offsets in values.items() if "" in offsets)

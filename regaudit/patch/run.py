@@ -30,16 +30,15 @@ from pathlib import Path
 from typing import Any
 
 from regaudit import __version__
-from regaudit.arch.kconfig import list_arches
 from regaudit.audit.document import load_document
-from regaudit.audit.run import audit_database
+from regaudit.audit.run import audit_database, auditable_arches
 from regaudit.errors import BadInput
 from regaudit.facts.bridge_facts import PROTO_TAG
 from regaudit.index import IndexResult, index_overlay
 from regaudit.patch.compare import Comparison, compare
 from regaudit.patch.overlay import Patched, materialise
 from regaudit.resources import data_dir
-from regaudit.ruleset.load import load_rules, ruleset_hash
+from regaudit.ruleset.load import ruleset_hash
 from regaudit.tree import KernelTree, arch_of, open_tree
 
 Progress = Callable[[str], None]
@@ -62,7 +61,7 @@ def check_patch(tree_path: str | Path, db_path: Path, patched: Patched, arches: 
     """Audit the indexed tree and the tree with `patched` applied for `arches` (default: every auditable arch)."""
     say = progress or (lambda _message: None)
     tree = open_tree(tree_path)
-    chosen = _chosen_arches(tree, arches)
+    chosen = auditable_arches(tree.root, arches)
     seconds: dict[str, float] = {}
     with _timed(seconds, "tree audit"):
         on_disk = tree_audit(db_path, tree, chosen, say)
@@ -133,13 +132,6 @@ def _rule_text() -> str:
 
 def _read(path: Path) -> bytes | None:
     return path.read_bytes() if path.is_file() else None
-
-
-def _chosen_arches(tree: KernelTree, arches: list[str] | None) -> list[str]:
-    """`arches`, or every arch of the tree with frame rules (what `audit_database` audits by default)."""
-    if arches:
-        return sorted(set(arches))
-    return sorted(set(list_arches(tree.root)) & {rule.data["arch"] for rule in load_rules("frames")})
 
 
 @contextmanager
