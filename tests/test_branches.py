@@ -2,14 +2,18 @@
 
 Each annotated line lists, innermost first, the conditions its calls run under and whether each
 holds there: an `if` arm, the `else` arm, a `?:` arm, the right side of `&&` / `||`, and a guard
-clause (`if (C) return;` earlier in the block, with where its arm goes). Loops are not branches.
+clause (`if (C) return;` earlier in the block, with where its arm goes). Loops are not branches. The last
+test reads the same facts from the index of the real 7.3 tree.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import sqlite3
 from pathlib import Path
+
+from kernel_trees import indexed_db
 
 from regaudit.parse.extract import extract_file
 from regaudit.parse.prepare import Dialect
@@ -47,3 +51,24 @@ def test_every_call_runs_under_the_annotated_conditions() -> None:
     assert set(wanted) == set(actual), "every line with a call is annotated, and only those"
     for line, branches in wanted.items():
         assert actual[line] == branches, f"{FIXTURE.name}:{line}"
+
+
+def test_the_real_perf_callchain_branches_are_in_the_index() -> None:
+    """Linux 7.3.4 arch/x86/events/core.c:2885-2896: `if (perf_guest_state()) return;`, then
+    `if (perf_hw_regs(regs)) { if (perf_callchain_store(entry, regs->ip)) return; unwind_start(.., regs, NULL); }
+    else unwind_start(.., NULL, (void *)regs->sp);`. kernel/events/callchain.c:248-251 `if (!user_mode(regs)) {
+    if (!is_user_task(current)) goto exit_put; regs = task_pt_regs(current); }` inside `if (user && !crosstask)`,
+    with the label `exit_put:` at :274."""
+    conn = sqlite3.connect(indexed_db("7.3"))
+    try:
+        calls = dict(conn.execute("SELECT line, branches FROM calls WHERE file = 'arch/x86/events/core.c' "
+                                  "AND callee = 'unwind_start'").fetchall())
+        (store,) = conn.execute("SELECT branches FROM assignments WHERE file = 'kernel/events/callchain.c' "
+                                "AND line = 251 AND lhs_var = 'regs'").fetchone()
+    finally:
+        conn.close()
+    assert json.loads(calls[2893]) == [["perf_callchain_store(entry, regs->ip)", False, -1],
+                                       ["perf_hw_regs(regs)", True], ["perf_guest_state()", False, -1]]
+    assert json.loads(calls[2895]) == [["perf_hw_regs(regs)", False], ["perf_guest_state()", False, -1]]
+    assert json.loads(store)[:3] == [["!is_user_task(current)", False, 274], ["!user_mode(regs)", True],
+                                     ["user && !crosstask", True]]
