@@ -176,8 +176,8 @@ class FrameOracle:
             self._bodies[name] = None
             facts = self.program.facts
             for function_id in self.program.functions_named(name):
-                function = facts.functions[function_id]
-                params = [p or "" for p in facts.params.get(function_id, [])]
+                function = facts.function(function_id)
+                params = [p or "" for p in facts.params(function_id)]
                 if function.kind == "macro":
                     self._bodies[name] = (params, function.macro_body or "")
                     break
@@ -188,10 +188,10 @@ class FrameOracle:
         return self._bodies[name]
 
     def _single_return(self, function_id: int) -> str | None:
-        function = self.program.facts.functions[function_id]
+        function = self.program.facts.function(function_id)
         lines = source_lines(self.program.facts.tree_path, function.file)[function.line - 1:function.end_line]
-        guards = {fact.line: fact.condition for fact in self.program.facts.accesses.get(function_id, [])}
-        guards.update({call.line: call.condition for call in self.program.facts.calls.get(function_id, [])})
+        guards = {fact.line: fact.condition for fact in self.program.facts.accesses(function_id)}
+        guards.update({call.line: call.condition for call in self.program.facts.calls(function_id)})
         returns = []
         for offset, line in enumerate(lines):
             match = re.match(r"\s*return\s+(.*);\s*$", line)

@@ -27,7 +27,6 @@ from regaudit.audit.document import load_document
 from regaudit.audit.seeds import SourceSeed, source_seeds
 from regaudit.errors import BadInput
 from regaudit.facts import audit_facts
-from regaudit.facts.flow_facts import FlowFacts, load_shared_facts
 from regaudit.facts.link_facts import current_links
 from regaudit.facts.store import FactStore, open_existing
 from regaudit.flow.bpf_helpers import HelperEntry
@@ -47,8 +46,8 @@ def audit_database(db_path: Path, tree_path: str | Path, arches: list[str] | Non
                    jobs: int | None = None) -> dict[str, Any]:
     """Check an indexed tree for `arches` (default: every arch of the tree with frame rules); the audit document.
 
-    The arches are checked in `jobs` processes (default: one per core), forked after the shared facts
-    are loaded so each worker reads them from memory it shares with the parent.
+    The arches are checked in `jobs` processes (default: one per core), forked after the seeds, frame models
+    and bridges are built; each worker reads the facts its walks reach from the database.
     """
     say = progress or (lambda _message: None)
     tree = open_tree(tree_path)
@@ -65,13 +64,12 @@ def audit_database(db_path: Path, tree_path: str | Path, arches: list[str] | Non
     conn = open_existing(db_path).conn
     try:
         seeds = source_seeds(conn, load_sources(series))
-        shared = load_shared_facts(conn)
     finally:
         conn.close()
     bridges = load_bridges(series)
     barriers = frozenset((b.caller, b.function) for b in bridges if b.kind == "no_flow" and b.caller)
     job = _ArchJob(db_path, tree.root, models, bridges, Maintainers.load(tree.root, series), seeds, dotconfig,
-                   barriers, shared)
+                   barriers)
     findings: list[dict[str, Any]] = []
     cleans: list[dict[str, Any]] = []
     for arch, arch_findings, arch_cleans, seconds in _check_arches(job, chosen, jobs):
@@ -104,7 +102,6 @@ class _ArchJob:
     seeds: list[SourceSeed]
     dotconfig: dict[str, bool] | None
     barriers: frozenset[tuple[str, str]]
-    shared: FlowFacts
 
 
 _JOB: _ArchJob | None = None  # set in the parent before forking; the workers inherit it
@@ -132,7 +129,7 @@ def _check_forked(arch: str) -> ArchResult:
 
 def _check_arch(job: _ArchJob, arch: str, helper_lists: dict[str, list[HelperEntry]]) -> ArchResult:
     clock = time.perf_counter()
-    with arch_program(job.db_path, arch, job.dotconfig, job.barriers, job.shared) as program:
+    with arch_program(job.db_path, arch, job.dotconfig, job.barriers) as program:
         check = ArchCheck(program, job.tree, job.models, job.bridges, job.maintainers, helper_lists)
         findings, cleans = check.run(job.seeds)
     return arch, findings, cleans, time.perf_counter() - clock

@@ -1,8 +1,8 @@
-"""Every SQL statement of the propagation stage: one bulk read of the facts a points-to walk needs.
+"""Every SQL statement of the propagation stage: the facts a points-to walk needs, read on demand.
 
 Owns the read of one architecture's program as the propagation sees it: definitions, their parameters
 and declared variable types, call sites with their arguments and that arch's resolved callees, member
-accesses and assignments, grouped by function so the walk works on dicts. It decides nothing about
+accesses and assignments, read per function when the walk first needs it and kept. It decides nothing about
 what points to a frame (that is `regaudit.flow.propagate`).
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections import defaultdict
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from typing import NamedTuple
 
 from regaudit.errors import BadInput
@@ -86,51 +86,143 @@ class Assignment(NamedTuple):
     branches: Branches = ()
 
 
-@dataclass
 class FlowFacts:
-    """One arch's facts, grouped for the propagation: every lookup is a dict access."""
+    """One arch's facts, read function by function as the walk first needs them, then kept.
 
-    tree_path: str
-    functions: dict[int, Function]
-    params: dict[int, list[str | None]]  # function id -> parameter names by position
-    var_types: dict[tuple[int | None, str], str]  # (function id or None for file scope, name) -> C type
-    calls: dict[int, list[CallSite]] = field(default_factory=dict)  # by calling function
-    callees: dict[int, list[int]] = field(default_factory=dict)  # call id -> function ids on this arch
-    edge_guards: dict[tuple[int, int], str] = field(default_factory=dict)  # (call, callee) -> open guard, or ''
-    accesses: dict[int, list[Access]] = field(default_factory=dict)  # by function
-    assignments: dict[int, list[Assignment]] = field(default_factory=dict)  # by function
-    member_types: dict[tuple[str, str], str] = field(default_factory=dict)  # (struct tag, member) -> C type
-    typedefs: dict[str, str] = field(default_factory=dict)
-
-
-def load_flow_facts(conn: sqlite3.Connection, arch: str, shared: FlowFacts | None = None) -> FlowFacts:
-    """Everything the propagation over `arch` reads, in a handful of queries. BadInput if `arch` is not linked.
-
-    `shared`: the arch-independent facts already loaded for another arch (`load_shared_facts`); only the
-    arch's edges are read then.
+    A walk reaches a few thousand of the tree's ~100k definitions: reading those on demand (one indexed
+    query per table and function) costs less than grouping every fact of the database up front.
     """
-    if not conn.execute("SELECT 1 FROM link_arches WHERE arch = ?", (arch,)).fetchone():
-        raise BadInput(f"arch {arch} is not linked in this database: run the link stage first")
-    facts = replace(shared or load_shared_facts(conn), callees={}, edge_guards={})
-    for call_id, callee_id, guard in conn.execute(
-        "SELECT call_id, callee_id, condition FROM edges WHERE arch = ?", (arch,)
-    ):
-        facts.callees.setdefault(call_id, []).append(callee_id)
-        facts.edge_guards[(call_id, callee_id)] = guard
-    return facts
 
+    def __init__(self, conn: sqlite3.Connection, arch: str) -> None:
+        """BadInput if `arch` is not linked in the database."""
+        if not conn.execute("SELECT 1 FROM link_arches WHERE arch = ?", (arch,)).fetchone():
+            raise BadInput(f"arch {arch} is not linked in this database: run the link stage first")
+        self.conn, self.arch = conn, arch
+        row = conn.execute("SELECT tree_path FROM runs WHERE stage = 'index' ORDER BY id DESC LIMIT 1").fetchone()
+        self.tree_path: str = row[0] if row else ""
+        self.member_types = member_types(conn)  # (struct tag, member) -> C type
+        self.typedefs = typedef_types(conn)
+        # file-scope variables (globals, per-CPU buffers) -> C type, None when the index saw none
+        self.file_scope: dict[str, str | None] = dict(conn.execute(
+            "SELECT name, type FROM variables WHERE function_id IS NULL"))
+        self._functions: dict[int, Function] = {}
+        self._params: dict[int, list[str | None]] = {}
+        self._var_types: dict[int, dict[str, str | None]] = {}
+        self._calls: dict[int, list[CallSite]] = {}
+        self._callees: dict[int, list[int]] = {}
+        self._edge_guards: dict[tuple[int, int], str] = {}
+        self._accesses: dict[int, list[Access]] = {}
+        self._assignments: dict[int, list[Assignment]] = {}
 
-def load_shared_facts(conn: sqlite3.Connection) -> FlowFacts:
-    """The facts every arch's propagation shares (all but the edges), grouped by function."""
-    row = conn.execute("SELECT tree_path FROM runs WHERE stage = 'index' ORDER BY id DESC LIMIT 1").fetchone()
-    facts = FlowFacts(tree_path=row[0] if row else "", functions=_functions(conn), params=_params(conn),
-                      var_types=_var_types(conn), member_types=member_types(conn), typedefs=typedef_types(conn))
-    facts.calls = _calls(conn)
-    for access in _accesses(conn):
-        facts.accesses.setdefault(access.function_id, []).append(access)
-    for assignment in _assignments(conn):
-        facts.assignments.setdefault(assignment.function_id, []).append(assignment)
-    return facts
+    def function(self, function_id: int) -> Function:
+        if function_id not in self._functions:
+            row = self.conn.execute("SELECT id, name, kind, file, line, end_line, macro_body FROM functions "
+                                    "WHERE id = ?", (function_id,)).fetchone()
+            self._functions[function_id] = Function(*row)
+        return self._functions[function_id]
+
+    def functions_named(self, name: str, file: str | None = None) -> list[int]:
+        return functions_named(self.conn, name, file)
+
+    def generic_header_files(self) -> list[str]:
+        """Files under include/asm-generic/ that define something."""
+        rows = self.conn.execute("SELECT DISTINCT file FROM functions WHERE file LIKE 'include/asm-generic/%'")
+        return sorted(file for (file,) in rows)
+
+    def params(self, function_id: int) -> list[str | None]:
+        """Parameter names by position."""
+        if function_id not in self._params:
+            self._params[function_id] = [name for (name,) in self.conn.execute(
+                "SELECT name FROM params WHERE function_id = ? ORDER BY position", (function_id,))]
+        return self._params[function_id]
+
+    def declares(self, function_id: int, name: str) -> bool:
+        """Whether `name` is a parameter or local of the function."""
+        return name in self._declarations(function_id)
+
+    def var_type(self, function_id: int, name: str) -> str | None:
+        """`name`'s C type inside the function: its own declaration, else a file-scope one."""
+        return self._declarations(function_id).get(name) or self.file_scope.get(name)
+
+    def _declarations(self, function_id: int) -> dict[str, str | None]:
+        if function_id not in self._var_types:
+            self._var_types[function_id] = dict(self.conn.execute(
+                "SELECT name, type FROM params WHERE function_id = ?1 AND name IS NOT NULL AND type IS NOT NULL "
+                "UNION ALL SELECT name, type FROM variables WHERE function_id = ?1", (function_id,)))
+        return self._var_types[function_id]
+
+    def calls(self, function_id: int) -> list[CallSite]:
+        """The function's call sites, in id order; their callees on this arch are read with them."""
+        if function_id not in self._calls:
+            self._calls[function_id] = _calls(self.conn, function_id)
+            for call_id, callee_id, guard in self.conn.execute(
+                "SELECT call_id, callee_id, condition FROM edges WHERE arch = ? AND caller_id = ?",
+                (self.arch, function_id),
+            ):
+                self._callees.setdefault(call_id, []).append(callee_id)
+                self._edge_guards[(call_id, callee_id)] = guard
+        return self._calls[function_id]
+
+    def callees(self, call: CallSite) -> list[int]:
+        """The definitions `call` resolves to on this arch (none: unresolved)."""
+        self.calls(call.function_id)
+        return self._callees.get(call.id, [])
+
+    def edge_guard(self, call_id: int, callee_id: int) -> str:
+        return self._edge_guards.get((call_id, callee_id), "")
+
+    def accesses(self, function_id: int) -> list[Access]:
+        if function_id not in self._accesses:
+            rows = self.conn.execute(
+                "SELECT id, function_id, file, line, base_var, base_var_kind, base_call, member, access, mask, "
+                "condition, branches FROM accesses WHERE function_id = ? ORDER BY id", (function_id,))
+            self._accesses[function_id] = [Access(*columns, branches=_branches(branches))
+                                           for *columns, branches in rows]
+        return self._accesses[function_id]
+
+    def assignments(self, function_id: int) -> list[Assignment]:
+        if function_id not in self._assignments:
+            rows = self.conn.execute(
+                "SELECT function_id, line, lhs_var, lhs_var_kind, lhs_member, lhs_deref, rhs_kind, rhs_callee, "
+                "rhs_var, rhs_var_kind, rhs_member, cast_type, branches FROM assignments WHERE function_id = ? "
+                "AND operator = '=' ORDER BY id", (function_id,))
+            self._assignments[function_id] = [Assignment(f, line, lv, lk, lm, bool(ld), *rest,
+                                                         branches=_branches(branches))
+                                              for f, line, lv, lk, lm, ld, *rest, branches in rows]
+        return self._assignments[function_id]
+
+    def callers_calling(self, callee: str) -> list[int]:
+        """Functions with a call of `callee` by name."""
+        rows = self.conn.execute("SELECT DISTINCT function_id FROM calls WHERE callee = ? AND function_id IS NOT NULL",
+                                 (callee,))
+        return sorted(function_id for (function_id,) in rows)
+
+    def incoming_arguments(self, function_id: int) -> list[tuple[int, Argument]]:
+        """(calling function, argument) of every call resolved to the function on this arch."""
+        rows = self.conn.execute(
+            "SELECT c.function_id, a.position, a.var, a.var_kind, a.address_of, a.member, a.inner_call "
+            "FROM edges e JOIN calls c ON c.id = e.call_id JOIN call_args a ON a.call_id = e.call_id "
+            "WHERE e.arch = ? AND e.callee_id = ? AND c.function_id IS NOT NULL", (self.arch, function_id))
+        return [(caller, Argument(position, var, kind, bool(address), member, inner))
+                for caller, position, var, kind, address, member, inner in rows]
+
+    def naming(self, name: str, member: bool) -> set[int]:
+        """Functions whose accesses, assignments or call arguments name `name` in a member path (`member`) or
+        as a variable: a superset of those that can read a field, or a global, called `name`."""
+        if member:
+            pattern = f"%{name}%"
+            rows = self.conn.execute(
+                "SELECT function_id FROM accesses WHERE member LIKE ?1 "
+                "UNION SELECT function_id FROM assignments WHERE rhs_member LIKE ?1 "
+                "UNION SELECT c.function_id FROM call_args a JOIN calls c ON c.id = a.call_id WHERE a.member LIKE ?1",
+                (pattern,))
+        else:
+            rows = self.conn.execute(
+                "SELECT function_id FROM accesses WHERE base_var = ?1 "
+                "UNION SELECT function_id FROM assignments WHERE rhs_var = ?1 "
+                "UNION SELECT c.function_id FROM call_args a JOIN calls c ON c.id = a.call_id WHERE a.var = ?1",
+                (name,))
+        return {function_id for (function_id,) in rows if function_id is not None}
 
 
 def functions_named(conn: sqlite3.Connection, name: str, file: str | None = None) -> list[int]:
@@ -141,60 +233,19 @@ def functions_named(conn: sqlite3.Connection, name: str, file: str | None = None
     return [function_id for (function_id,) in rows]
 
 
-def _functions(conn: sqlite3.Connection) -> dict[int, Function]:
-    rows = conn.execute("SELECT id, name, kind, file, line, end_line, macro_body FROM functions")
-    return {row[0]: Function(*row) for row in rows}
-
-
-def _params(conn: sqlite3.Connection) -> dict[int, list[str | None]]:
-    params: dict[int, list[str | None]] = defaultdict(list)
-    for function_id, name in conn.execute("SELECT function_id, name FROM params ORDER BY function_id, position"):
-        params[function_id].append(name)
-    return dict(params)
-
-
-def _var_types(conn: sqlite3.Connection) -> dict[tuple[int | None, str], str]:
-    rows = conn.execute(
-        "SELECT function_id, name, type FROM params WHERE name IS NOT NULL AND type IS NOT NULL "
-        "UNION ALL SELECT function_id, name, type FROM variables"
-    )
-    return {(function_id, name): type_text for function_id, name, type_text in rows}
-
-
-def _calls(conn: sqlite3.Connection) -> dict[int, list[CallSite]]:
+def _calls(conn: sqlite3.Connection, function_id: int) -> list[CallSite]:
     args: dict[int, list[Argument]] = defaultdict(list)
     for call_id, *rest in conn.execute(
-        "SELECT call_id, position, var, var_kind, address_of, member, inner_call FROM call_args "
-        "ORDER BY call_id, position"
+        "SELECT a.call_id, a.position, a.var, a.var_kind, a.address_of, a.member, a.inner_call FROM call_args a "
+        "JOIN calls c ON c.id = a.call_id WHERE c.function_id = ? ORDER BY a.call_id, a.position", (function_id,)
     ):
         position, var, var_kind, address_of, member, inner_call = rest
         args[call_id].append(Argument(position, var, var_kind, bool(address_of), member, inner_call))
-    calls: dict[int, list[CallSite]] = defaultdict(list)
-    for row in conn.execute(
+    rows = conn.execute(
         "SELECT id, function_id, file, line, callee, callee_expr, result_use, condition, branches FROM calls "
-        "WHERE function_id IS NOT NULL ORDER BY id"
-    ):
-        *columns, branches = row
-        calls[row[1]].append(CallSite(*columns, args=tuple(args.get(row[0], ())), branches=_branches(branches)))
-    return dict(calls)
-
-
-def _accesses(conn: sqlite3.Connection) -> list[Access]:
-    rows = conn.execute(
-        "SELECT id, function_id, file, line, base_var, base_var_kind, base_call, member, access, mask, condition, "
-        "branches FROM accesses WHERE function_id IS NOT NULL ORDER BY id"
+        "WHERE function_id = ? ORDER BY id", (function_id,)
     )
-    return [Access(*columns, branches=_branches(branches)) for *columns, branches in rows]
-
-
-def _assignments(conn: sqlite3.Connection) -> list[Assignment]:
-    rows = conn.execute(
-        "SELECT function_id, line, lhs_var, lhs_var_kind, lhs_member, lhs_deref, rhs_kind, rhs_callee, rhs_var, "
-        "rhs_var_kind, rhs_member, cast_type, branches FROM assignments WHERE function_id IS NOT NULL "
-        "AND operator = '=' ORDER BY id"
-    )
-    return [Assignment(f, line, lv, lk, lm, bool(ld), *rest, branches=_branches(branches))
-            for f, line, lv, lk, lm, ld, *rest, branches in rows]
+    return [CallSite(*row[:-1], args=tuple(args.get(row[0], ())), branches=_branches(row[-1])) for row in rows]
 
 
 def _branches(column: str) -> Branches:

@@ -36,7 +36,6 @@ Model, and where it is approximate:
 from __future__ import annotations
 
 import re
-import sqlite3
 from collections import defaultdict, deque
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -56,8 +55,6 @@ from regaudit.facts.flow_facts import (
     Branches,
     CallSite,
     FlowFacts,
-    functions_named,
-    load_flow_facts,
 )
 from regaudit.facts.store import open_existing
 from regaudit.flow.link import program_for
@@ -289,55 +286,75 @@ def propagate(db_path: str | Path, arch: str, seeds: list[Seed]) -> tuple[list[R
 
 @contextmanager
 def arch_program(db_path: str | Path, arch: str, dotconfig: Mapping[str, bool] | None = None,
-                 barriers: frozenset[tuple[str, str]] = frozenset(),
-                 shared: FlowFacts | None = None) -> Iterator[FlowProgram]:
-    """The arch's program compiled once, to run many seeds on; `dotconfig` evaluates guards as a .config does.
+                 barriers: frozenset[tuple[str, str]] = frozenset()) -> Iterator[FlowProgram]:
+    """The arch's program, compiled as seeds reach its functions, to run many seeds on; `dotconfig`
+    evaluates guards as a .config does.
 
-    `barriers`: (caller, callee) names of calls a frame is never passed through (rules' no_flow bridges);
-    `shared`: the arch-independent facts, when several arches are checked (`load_shared_facts`).
+    `barriers`: (caller, callee) names of calls a frame is never passed through (rules' no_flow bridges).
     """
     conn = open_existing(Path(db_path)).conn
     try:
-        facts = load_flow_facts(conn, arch, shared)
+        facts = FlowFacts(conn, arch)
+        tree = open_tree(facts.tree_path)
+        rules = ConfigRules.for_arch(load_catalogue(kernel_series(tree.version)).config, arch)
+        # Open while walking: the build config reads macro definitions when it meets a new guard.
+        with ArchFacts(Path(db_path)) as arch_facts:
+            yield FlowProgram(facts, BuildConfig.load(tree.root, arch, arch_facts, rules, dotconfig=dotconfig),
+                              Path(db_path), barriers)
     finally:
         conn.close()
-    tree = open_tree(facts.tree_path)
-    rules = ConfigRules.for_arch(load_catalogue(kernel_series(tree.version)).config, arch)
-    # Open while walking: the build config reads macro definitions when it meets a new guard.
-    with ArchFacts(Path(db_path)) as arch_facts:
-        yield FlowProgram(facts, BuildConfig.load(tree.root, arch, arch_facts, rules, dotconfig=dotconfig),
-                          Path(db_path), barriers)
-
-
-def _seed_function(conn: sqlite3.Connection, seed: Seed) -> int | None:
-    if seed.function is None or isinstance(seed.function, int):
-        return seed.function
-    ids = functions_named(conn, seed.function, seed.file)
-    if not ids:
-        raise BadInput(f"seed {seed.frame}: no function {seed.function} in {seed.file or 'the database'}")
-    return ids[0]
 
 
 class FlowProgram:
-    """The arch's functions compiled to equations once, shared by every seed's walk."""
+    """The arch's functions compiled to equations on first use, shared by every seed's walk.
+
+    Which functions read a memory cell is asked only for the cells a walk stores a frame into: the
+    candidates are the functions whose facts name the cell's field or variable, compiled then.
+    """
 
     def __init__(self, facts: FlowFacts, config: BuildConfig, db_path: Path,
                  barriers: frozenset[tuple[str, str]] = frozenset()) -> None:
         self.facts, self.config, self.db_path, self.barriers = facts, config, db_path, barriers
-        generic = sorted({f.file for f in facts.functions.values() if f.file.startswith("include/asm-generic/")})
-        visible = program_for(Path(facts.tree_path), config.arch, generic).sees
-        built = {file: config.builds(file) for file in {f.file for f in facts.functions.values()}}
-        self.visible = {function_id for function_id, f in facts.functions.items() if visible(f.file) and built[f.file]}
-        self.aliases = self._field_address_parameters()
-        self.embeddings: dict[tuple[str, str], set[HeapKey]] = defaultdict(set)
-        self.bodies = {function_id: self._compile(function_id) for function_id in self.visible}
-        self.heap_readers: dict[HeapKey, set[int]] = defaultdict(set)
-        for function_id, body in self.bodies.items():
-            reads = set(body.heap_reads).union(*(self.embeddings.get(o, set()) for o in body.open_reads))
-            body.heap_reads = frozenset(reads)
-            for key in reads:
-                self.heap_readers[key].add(function_id)
+        self.program = program_for(Path(facts.tree_path), config.arch, facts.generic_header_files())
+        self.embeddings: dict[tuple[str, str], set[HeapKey]] = defaultdict(set)  # (tag, field) -> object cells
+        self.embedded: dict[HeapKey, set[tuple[str, str]]] = defaultdict(set)  # object cell -> (tag, field)
+        self.bodies: dict[int, Body] = {}
+        self._in_program: dict[str, bool] = {}
+        self._aliases: dict[int, dict[str, set[tuple[str, str]]]] = {}
+        self._naming: dict[tuple[str, str], set[int]] = {}
         self._returns_added: set[int] = set()
+
+    def in_program(self, function_id: int) -> bool:
+        """Whether the arch's build sees and compiles the function's file."""
+        file = self.facts.function(function_id).file
+        if file not in self._in_program:
+            self._in_program[file] = self.program.sees(file) and self.config.builds(file)
+        return self._in_program[file]
+
+    def compiled(self, function_id: int) -> Body | None:
+        """The function's equations (None when it is not part of the arch's program)."""
+        if function_id not in self.bodies:
+            if not self.in_program(function_id):
+                return None
+            self.bodies[function_id] = self._compile(function_id)
+        return self.bodies[function_id]
+
+    def cells_read(self, body: Body) -> set[HeapKey]:
+        """The cells a body reads, with every object cell known to embed a type it loads through a plain pointer."""
+        return set(body.heap_reads).union(*(self.embeddings.get(o, set()) for o in body.open_reads))
+
+    def readers_of(self, key: HeapKey) -> set[int]:
+        """The functions of the program that read the cell `key`."""
+        kind, name, path = key
+        word = re.sub(r"\[.*?\]", "", path.split(".")[-1]) if kind == "field" else name
+        if (kind, word) not in self._naming:
+            self._naming[(kind, word)] = self.facts.naming(word, member=kind == "field")
+        readers = set()
+        for function_id in self._naming[(kind, word)]:
+            body = self.compiled(function_id)
+            if body is not None and key in self.cells_read(body):
+                readers.add(function_id)
+        return readers
 
     def run(self, seed: Seed, oracle: BranchOracle | None = None) -> Propagation:
         """One seed's reaches, escapes and entered functions; nothing when its function is not in the program.
@@ -346,32 +363,34 @@ class FlowProgram:
         """
         if sum(value is not None for value in (seed.var, seed.param, seed.returned_by, seed.buffer)) != 1:
             raise BadInput(f"seed {seed.frame}: set exactly one of var, param, returned_by, buffer")
-        function_id = seed.function
-        if isinstance(function_id, str):
-            conn = open_existing(self.db_path).conn
-            try:
-                function_id = _seed_function(conn, seed)
-            finally:
-                conn.close()
-        walk = Walk(self, seed, function_id, oracle)
+        walk = Walk(self, seed, self._seed_function(seed), oracle)
         walk.run()
         paths = walk.paths()
         return Propagation(walk.reaches(paths), walk.escapes(paths), walk.entered(paths))
 
+    def _seed_function(self, seed: Seed) -> int | None:
+        if seed.function is None or isinstance(seed.function, int):
+            return seed.function
+        ids = self.facts.functions_named(seed.function, seed.file)
+        if not ids:
+            raise BadInput(f"seed {seed.frame}: no function {seed.function} in {seed.file or 'the database'}")
+        return ids[0]
+
     def has(self, seed: Seed) -> bool:
         """Whether the seed's function (by id) is part of this arch's program."""
-        return isinstance(seed.function, int) and seed.function in self.bodies
+        return isinstance(seed.function, int) and self.compiled(seed.function) is not None
 
     def functions_named(self, name: str) -> list[int]:
         """This arch's definitions called `name`."""
-        return sorted(f for f in self.visible if self.facts.functions[f].name == name)
+        return sorted(f for f in self.facts.functions_named(name) if self.in_program(f))
 
     def name(self, function_id: int) -> str:
-        return self.facts.functions[function_id].name
+        return self.facts.function(function_id).name
 
     def body(self, function_id: int) -> Body:
         """The compiled body; its `return NAME;` flows are added on first use (they read the source file)."""
-        body = self.bodies[function_id]
+        body = self.compiled(function_id)
+        assert body is not None, "only functions of the program are walked"
         if function_id not in self._returns_added:
             self._returns_added.add(function_id)
             body.flows.extend((Returned(), Local(name), COPY, ANYWHERE) for name in self._returned_names(function_id))
@@ -382,18 +401,18 @@ class FlowProgram:
         return "" if self.config.holds(condition) else condition
 
     def _returned_names(self, function_id: int) -> set[str]:
-        function = self.facts.functions[function_id]
+        function = self.facts.function(function_id)
         if function.kind == "macro":
             body = (function.macro_body or "").strip().strip("()").strip()
-            return {body} if body in self.facts.params.get(function_id, []) else set()
+            return {body} if body in self.facts.params(function_id) else set()
         lines = source_lines(self.facts.tree_path, function.file)[function.line - 1:function.end_line]
         return {match[1] for line in lines for match in _RETURN.finditer(line)}
 
     def _compile(self, function_id: int) -> Body:
         body = Body()
-        calls = self.facts.calls.get(function_id, [])
+        calls = self.facts.calls(function_id)
         by_place = {(call.line, call.callee): call.id for call in calls}
-        for assignment in self.facts.assignments.get(function_id, []):
+        for assignment in self.facts.assignments(function_id):
             self._compile_assignment(body, function_id, assignment, by_place)
         for call in calls:
             if self.config.holds(call.condition) is False:
@@ -407,7 +426,7 @@ class FlowProgram:
             if call.result_use == "returned":
                 body.flows.append((Returned(), CallResult(call.id), COPY, Site(call.line, call.branches)))
             self._compile_percpu_write(body, call, args)
-        for access in self.facts.accesses.get(function_id, []):
+        for access in self.facts.accesses(function_id):
             if access.base_var and not access.base_call and self.config.holds(access.condition) is not False:
                 body.accesses.append(self._access(function_id, access.base_var, access))
         return body.seal()
@@ -492,8 +511,8 @@ class FlowProgram:
         return self._variable(function_id, arg.var, arg.var_kind), COPY
 
     def _variable(self, function_id: int, name: str, kind: str | None) -> Local | Heap:
-        declared_here = (function_id, name) in self.facts.var_types
-        if kind == "global" or (kind is None and not declared_here and (None, name) in self.facts.var_types):
+        if kind == "global" or (kind is None and not self.facts.declares(function_id, name)
+                                and name in self.facts.file_scope):
             return cell(("global", name, ""))
         return Local(name)
 
@@ -504,7 +523,7 @@ class FlowProgram:
         A store there writes the object's cell only; a load reads it and the type's cell (what was stored
         through a plain pointer); a load through a plain pointer also reads every object cell embedding the type.
         """
-        declared = self.facts.var_types.get((function_id, var)) or self.facts.var_types.get((None, var)) or ""
+        declared = self.facts.var_type(function_id, var) or ""
         tag = outer = self._struct_tag(declared)
         if tag is None:
             return None
@@ -517,39 +536,39 @@ class FlowProgram:
             tag = inner_tag
         type_key: HeapKey = ("field", tag, parts[-1])
         prefixes = [(outer, "")] if len(parts) > 1 else []
-        prefixes += list(self.aliases.get((function_id, var), ()))
+        prefixes += list(self._field_address_parameters(function_id).get(var, ()))
         objects = tuple(("field", holder, ".".join(filter(None, (prefix, *parts)))) for holder, prefix in prefixes)
         for key in objects:
             self.embeddings[(tag, parts[-1])].add(key)
+            self.embedded[key].add((tag, parts[-1]))
         if write:
             return Heap(objects or (type_key,))
         return Heap((*objects, type_key), any_of=None if objects else (tag, parts[-1]))
 
-    def _field_address_parameters(self) -> dict[tuple[int, str], set[tuple[str, str]]]:
-        """Parameters every caller on this arch passes the address of an embedded struct field
-        (`perf_sample_regs_intr(&data->regs_intr, regs)`): (callee, parameter) -> {(holding struct, field path)}."""
-        aliases: dict[tuple[int, str], set[tuple[str, str]]] = defaultdict(set)
-        plain: set[tuple[int, str]] = set()
-        for caller, calls in self.facts.calls.items():
-            for call in calls:
-                for callee in self.facts.callees.get(call.id, ()):
-                    params = self.facts.params.get(callee, [])
-                    for arg in call.args:
-                        name = params[arg.position] if arg.position < len(params) else None
-                        if name is None:
-                            continue
-                        holder = self._held_in(caller, arg)
-                        if holder is None:
-                            plain.add((callee, name))
-                        else:
-                            aliases[(callee, name)].add(holder)
-        return {key: value for key, value in aliases.items() if key not in plain}
+    def _field_address_parameters(self, function_id: int) -> dict[str, set[tuple[str, str]]]:
+        """The function's parameters every caller on this arch passes the address of an embedded struct field
+        (`perf_sample_regs_intr(&data->regs_intr, regs)`): parameter -> {(holding struct, field path)}."""
+        if function_id not in self._aliases:
+            params = self.facts.params(function_id)
+            aliases: dict[str, set[tuple[str, str]]] = defaultdict(set)
+            plain: set[str] = set()
+            for caller, arg in self.facts.incoming_arguments(function_id):
+                name = params[arg.position] if arg.position < len(params) else None
+                if name is None:
+                    continue
+                holder = self._held_in(caller, arg)
+                if holder is None:
+                    plain.add(name)
+                else:
+                    aliases[name].add(holder)
+            self._aliases[function_id] = {name: value for name, value in aliases.items() if name not in plain}
+        return self._aliases[function_id]
 
     def _held_in(self, caller: int, arg: Argument) -> tuple[str, str] | None:
         """(struct, field path) when `arg` is `&var->a.b` of a struct variable, else None."""
         if not (arg.address_of and arg.member and arg.var):
             return None
-        declared = self.facts.var_types.get((caller, arg.var)) or self.facts.var_types.get((None, arg.var)) or ""
+        declared = self.facts.var_type(caller, arg.var) or ""
         tag = self._struct_tag(declared)
         return (tag, re.sub(r"\[.*?\]", "", arg.member)) if tag else None
 
@@ -584,6 +603,7 @@ class Walk:
         self.values: dict[Context, dict[str, set[str]]] = {}
         self.callers: dict[Context, set[Context]] = defaultdict(set)
         self.readers: dict[HeapKey, set[Context]] = defaultdict(set)
+        self.open_readers: dict[tuple[str, str], set[Context]] = defaultdict(set)  # by (tag, field) loaded
         self.incoming: dict[Context, set[tuple[Context, Hop]]] = defaultdict(set)
         self.storers: dict[HeapKey, set[tuple[Context, Hop]]] = defaultdict(set)
         self.seeded_calls: set[int] = set()
@@ -604,15 +624,15 @@ class Walk:
         seed, facts = self.seed, self.program.facts
         if seed.buffer is not None:
             self._store(("object", seed.buffer, ""), {""}, None)
-            return [(f, frozenset()) for f in sorted(self.program.heap_readers.get(("object", seed.buffer, ""), ()))]
+            return [(f, frozenset()) for f in sorted(self.program.readers_of(("object", seed.buffer, "")))]
         if seed.returned_by is not None:
-            visible = self.program.visible
-            callers = visible if self.seed_function is None else {self.seed_function} & visible
-            sites = [call for f in callers for call in facts.calls.get(f, [])
+            named = facts.callers_calling(seed.returned_by) if self.seed_function is None else [self.seed_function]
+            callers = [f for f in named if self.program.in_program(f)]
+            sites = [call for f in callers for call in facts.calls(f)
                      if call.callee == seed.returned_by and self.program.config.holds(call.condition) is not False]
             self.seeded_calls = {call.id for call in sites}
             return [(f, frozenset()) for f in sorted({call.function_id for call in sites})]
-        if self.seed_function not in self.program.bodies:
+        if self.program.compiled(self.seed_function) is None:
             return []  # defined only in another arch's code, or compiled out on this one
         entry = frozenset({(seed.param, "")}) if seed.param is not None else frozenset()
         return [(self.seed_function, entry)]
@@ -626,7 +646,7 @@ class Walk:
         function_id, entry = context
         body = self.program.body(function_id)
         values = self.values.setdefault(context, defaultdict(set))
-        params = self.program.facts.params.get(function_id, [])
+        params = self.program.facts.params(function_id)
         for position, offset in entry:
             name = params[position] if position < len(params) else None
             if name:
@@ -635,6 +655,8 @@ class Walk:
             values[self.seed.var].add("")
         for key in body.heap_reads:
             self.readers[key].add(context)
+        for loaded in body.open_reads:
+            self.open_readers[loaded].add(context)
         while self._solve_flows(context, body, values):
             pass
         self._publish_return(context, values)
@@ -724,14 +746,14 @@ class Walk:
     def _store(self, key: HeapKey, offsets: set[str], where: tuple[Context, int] | None) -> None:
         if where is not None:
             context, line = where
-            function = self.program.facts.functions[context[0]]
+            function = self.program.facts.function(context[0])
             self.storers[key].add((context, Hop(function.name, function.file, line or function.line)))
         if offsets <= self.heap[key]:
             return
         self.heap[key] |= offsets
-        for reader in self.readers[key]:
+        for reader in self.readers[key].union(*(self.open_readers[t] for t in self.program.embedded.get(key, ()))):
             self._enqueue(reader)
-        for function_id in self.program.heap_readers.get(key, ()):
+        for function_id in self.program.readers_of(key):
             if (function_id, frozenset()) not in self.values:
                 self._enqueue((function_id, frozenset()))
 
@@ -742,21 +764,21 @@ class Walk:
                          for offset in self._moved(context, values, source, transform, site))
 
     def _enter_callees(self, context: Context, body: Body, values: dict[str, set[str]]) -> None:
-        caller = self.program.facts.functions[context[0]]
+        caller = self.program.facts.function(context[0])
         for call, _args in body.calls.values():
             if call.callee in _MODELLED or self._dead(call.branches, values):
                 continue
             entry = self._entry_of(context, values, call.id)
             if not entry:
                 continue
-            for callee_id in self.program.facts.callees.get(call.id, []):
+            for callee_id in self.program.facts.callees(call):
                 if (caller.name, self.program.name(callee_id)) in self.program.barriers:
                     continue
                 callee = (callee_id, entry)
-                guard = self.program.facts.edge_guards.get((call.id, callee_id), "")
+                guard = self.program.facts.edge_guard(call.id, callee_id)
                 self.incoming[callee].add((context, Hop(caller.name, call.file, call.line, guard)))
                 self.callers[callee].add(context)
-                if callee not in self.values and callee_id in self.program.bodies:
+                if callee not in self.values and self.program.compiled(callee_id) is not None:
                     self._enqueue(callee)
 
     def _call_value(self, context: Context, values: dict[str, set[str]], call_id: int) -> set[str]:
@@ -770,11 +792,11 @@ class Walk:
             return set().union(*(self._moved(context, values, s, t) for p, s, t in args if p == 0))
         entry = self._entry_of(context, values, call_id)
         result: set[str] = set()
-        for callee_id in self.program.facts.callees.get(call_id, []):
+        for callee_id in self.program.facts.callees(call):
             callee = (callee_id, entry)
             self.callers[callee].add(context)
-            body = self.program.bodies.get(callee_id)
-            if callee not in self.values and body and any(self.heap.get(k) for k in body.heap_reads):
+            body = self.program.compiled(callee_id)
+            if callee not in self.values and body and any(self.heap.get(k) for k in self.program.cells_read(body)):
                 self._enqueue(callee)  # no frame argument, but it may return what a heap cell holds
             result |= self.summaries.get(callee, set())
         return result
@@ -794,21 +816,28 @@ class Walk:
                 successors[caller].append((callee, hop))
         for key, storers in self.storers.items():
             for storer, hop in storers:
-                successors[storer].extend(((f, frozenset()), hop) for f in self.program.heap_readers.get(key, ()))
+                successors[storer].extend(((f, frozenset()), hop) for f in self.program.readers_of(key))
         best = {root: self._seed_hops() for root in self.roots}
         frontier = deque(self.roots)
         while frontier:
             context = frontier.popleft()
-            for successor, hop in sorted(successors.get(context, ()), key=lambda s: (s[1].file, s[1].line)):
+            for successor, hop in sorted(successors.get(context, ()), key=self._step_order):
                 if successor not in best and successor in self.values:
                     best[successor] = (*best[context], hop)
                     frontier.append(successor)
         return best
 
+    def _step_order(self, step: tuple[Context, Hop]) -> tuple[str, int, str, int, list[tuple[int, str]]]:
+        """Equal-length paths are told apart by where the hop is, then by the function it enters: never by the
+        order the walk happened to meet them."""
+        (function_id, entry), hop = step
+        function = self.program.facts.function(function_id)
+        return hop.file, hop.line, function.file, function.line, sorted(entry)
+
     def _seed_hops(self) -> tuple[Hop, ...]:
         if self.seed_function is None:
             return ()
-        function = self.program.facts.functions[self.seed_function]
+        function = self.program.facts.function(self.seed_function)
         return (Hop(function.name, function.file, self.seed.line or function.line),)
 
     def reaches(self, paths: dict[Context, tuple[Hop, ...]]) -> list[Reach]:
@@ -836,7 +865,7 @@ class Walk:
             positions = tuple(sorted(position for position, offset in entry if offset == ""))
             known = found.get((function_id, positions))
             if positions and (known is None or len(path) < len(known.path)):
-                function = self.program.facts.functions[function_id]
+                function = self.program.facts.function(function_id)
                 found[(function_id, positions)] = Entered(self.seed.frame, function.name, function.file,
                                                           function.line, positions, path)
         return sorted(found.values(), key=lambda e: (e.file, e.line, e.positions))
@@ -846,7 +875,7 @@ class Walk:
         for context, path in paths.items():
             values, function = self.values[context], self.program.name(context[0])
             for call, _args in self.program.bodies[context[0]].calls.values():
-                resolved = call.id in self.program.facts.callees
+                resolved = bool(self.program.facts.callees(call))
                 if resolved or call.callee in _MODELLED or self._dead(call.branches, values):
                     continue
                 for position in sorted({p for p, _o in self._entry_of(context, values, call.id)}):
