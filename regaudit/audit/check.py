@@ -9,7 +9,9 @@ Owns turning propagation results into findings and clean entries (the JSON contr
 - a reached `reads_by_table` / `dynamic_read` bridge function reads the members derived from its C
   (`perf-register-table`, `dynamic`), as one access with that member set.
 Each consumer access is judged against every frame model of the source's producer and contexts on
-the arch (`regaudit.audit.verdict`). A finding keeps the shortest path found for it.
+the arch (`regaudit.audit.verdict`). A finding keeps the shortest path found for it. Each seed's scope
+(the functions its walks analysed, the names they call, the cells they filled, the names the frame
+oracle read) is kept so `regaudit check` re-runs only the seeds a patch can change.
 
 Limits, stated so a missing finding is explained: the walk is flow-insensitive per function (see
 `regaudit.flow.propagate`); every BPF runner is taken to run a kprobe-type program (true for every
@@ -31,11 +33,21 @@ from regaudit.audit.decide import FrameOracle
 from regaudit.audit.seeds import SourceSeed
 from regaudit.audit.verdict import Verdict, judge
 from regaudit.flow import bpf_helpers, register_reads
-from regaudit.flow.propagate import FlowProgram, Hop, Propagation, Seed
+from regaudit.flow.propagate import FlowProgram, Hop, Propagation, Scope, Seed
 from regaudit.ruleset.flow_rules import Bridge
 from regaudit.subsystems import Maintainers
 
 _READING_KINDS = frozenset({"reads_any", "reads_by_table", "dynamic_read"})
+SeedKey = tuple[str, str, str, int]  # a seed as findings cite it: source rule, function, file, line
+
+
+@dataclass(frozen=True)
+class ArchOutcome:
+    """One arch's findings and clean entries, and what each seed's result depended on (`Scope`)."""
+
+    findings: list[dict[str, Any]]
+    cleans: list[dict[str, Any]]
+    scopes: dict[SeedKey, Scope]
 
 
 @dataclass(frozen=True)
@@ -80,17 +92,27 @@ class ArchCheck:
         self._helper_accesses: dict[tuple[str, int, tuple[str, ...]], list[ConsumerAccess]] = {}
         self._oracles: dict[tuple[str, ...], FrameOracle] = {}
         self._derived: dict[str, tuple[str, ...] | None] = {}
+        self._helper_scopes: dict[tuple[str, int, tuple[str, ...]], Scope] = {}
+        self._used = Scope()  # what the seed being checked depended on so far
 
-    def run(self, seeds: list[SourceSeed]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        """Findings and clean entries of every seed, in the JSON contract's shape."""
+    def run(self, seeds: list[SourceSeed], only: set[SeedKey] | None = None) -> ArchOutcome:
+        """Findings and clean entries of every seed (of those in `only` when given), in the JSON contract's
+        shape, and what each seed's result depended on."""
         findings: dict[tuple[Any, ...], dict[str, Any]] = {}
         cleans = []
+        scopes: dict[SeedKey, Scope] = {}
         for source_seed in seeds:
+            key = seed_key(source_seed)
+            if only is not None and key not in only:
+                continue
             models = [m for context in source_seed.contexts
                       for m in self.models.get((source_seed.source.producer, context), [])]
+            self._used = Scope()
             for model in models:  # none: the producer builds no frame on this arch (or returns NULL)
-                propagation = self.program.run(source_seed.seed, self._oracle(model))
+                oracle = self._oracle(model)
+                propagation = self.program.run(source_seed.seed, oracle)
                 accesses = self._accesses(propagation, model, follow_programs=True)
+                self._used |= propagation.scope | Scope(names=frozenset(oracle.consulted))
                 if not accesses and not self.program.has(source_seed.seed):
                     break  # the seed's function is not part of this arch's program
                 found = 0
@@ -100,13 +122,14 @@ class ArchCheck:
                         if finding is None:
                             continue
                         found += verdict.access == "read"
-                        key = (finding["fingerprint"], source_seed.source.name, source_seed.file,
-                               source_seed.line, access.file, access.line)
-                        if key not in findings or len(finding["path"]) < len(findings[key]["path"]):
-                            findings[key] = finding
+                        place = (finding["fingerprint"], source_seed.source.name, source_seed.file,
+                                 source_seed.line, access.file, access.line)
+                        if place not in findings or len(finding["path"]) < len(findings[place]["path"]):
+                            findings[place] = finding
                 if not found:
                     cleans.append(self._clean(source_seed, model, accesses))
-        return list(findings.values()), cleans
+            scopes[key] = scopes.get(key, Scope()) | self._used
+        return ArchOutcome(list(findings.values()), cleans, scopes)
 
     # --- consumer accesses ------------------------------------------------------------------------------
 
@@ -180,11 +203,14 @@ class ArchCheck:
         key = (function, position, model.key)
         if key not in self._helper_accesses:
             found: list[ConsumerAccess] = []
+            scope = Scope(names=frozenset({function}))
             for function_id in self.program.functions_named(function):
                 propagation = self.program.run(Seed(f"helper:{function}", function_id, param=position),
                                                self._oracle(model))
                 found += self._accesses(propagation, model, follow_programs=False)
-            self._helper_accesses[key] = found
+                scope |= propagation.scope
+            self._helper_accesses[key], self._helper_scopes[key] = found, scope
+        self._used |= self._helper_scopes[key]
         return self._helper_accesses[key]
 
     def _derived_members(self, bridge: Bridge) -> tuple[str, ...] | None:
@@ -238,6 +264,10 @@ class ArchCheck:
             if value is None:
                 kept.append(condition)
         return kept
+
+
+def seed_key(source_seed: SourceSeed) -> SeedKey:
+    return source_seed.source.name, source_seed.function, source_seed.file, source_seed.line
 
 
 def fingerprint(arch: str, model: FrameModel, verdict: Verdict, access: ConsumerAccess) -> str:

@@ -56,6 +56,7 @@ class FrameOracle:
         self.program, self.model = program, model
         self._decided: dict[tuple[str, frozenset[str]], bool | None] = {}
         self._bodies: dict[str, tuple[list[str], str] | None] = {}
+        self.consulted: set[str] = set()  # macros, constants and functions a decision read, by name
 
     def decide(self, condition: str, frame_vars: frozenset[str]) -> bool | None:
         key = (condition, frame_vars)
@@ -173,6 +174,7 @@ class FrameOracle:
     def _body(self, name: str) -> tuple[list[str], str] | None:
         """(parameter names, the single expression it returns) of the arch's definition of `name`."""
         if name not in self._bodies:
+            self.consulted.add(name)
             self._bodies[name] = None
             facts = self.program.facts
             for function_id in self.program.functions_named(name):
@@ -206,6 +208,7 @@ class FrameOracle:
         arch's and the generic headers (text; they must all agree, as 32- and 64-bit arms of a mask do)."""
         if depth >= _MACRO_DEPTH:
             return None
+        self.consulted.add(name)
         config = self.program.config
         indexed = [d for d in config.facts.defines_named(name) if config.in_scope(d.file)]
         taken = [d.value for d in indexed if config.holds(d.condition)]

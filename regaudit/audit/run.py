@@ -22,7 +22,7 @@ from regaudit.arch.catalogue import modelled_arches
 from regaudit.arch.config import read_dotconfig
 from regaudit.arch.frames import FrameModel
 from regaudit.arch.producers import build_frame_models
-from regaudit.audit.check import ArchCheck
+from regaudit.audit.check import ArchCheck, ArchOutcome, SeedKey
 from regaudit.audit.document import load_document
 from regaudit.audit.seeds import SourceSeed, source_seeds
 from regaudit.errors import BadInput
@@ -38,12 +38,15 @@ from regaudit.subsystems import Maintainers
 from regaudit.tree import open_tree
 
 Progress = Callable[[str], None]
-ArchResult = tuple[str, list[dict[str, Any]], list[dict[str, Any]], float]
+ArchResult = tuple[str, ArchOutcome, float]
+# Which seeds to check per arch, given the frame models and every seed (`regaudit check` re-runs only the
+# seeds a patch can change): an arch missing from the result checks all of its seeds.
+SeedPlan = Callable[[list[FrameModel], list[SourceSeed]], dict[str, set[SeedKey]]]
 
 
 def audit_database(db_path: Path, tree_path: str | Path, arches: list[str] | None = None,
                    config: Path | None = None, progress: Progress | None = None,
-                   jobs: int | None = None) -> dict[str, Any]:
+                   jobs: int | None = None, plan: SeedPlan | None = None) -> dict[str, Any]:
     """Check an indexed tree for `arches` (default: every arch of the tree with frame rules); the audit document.
 
     The arches are checked in `jobs` processes (default: one per core), forked after the seeds, frame models
@@ -69,13 +72,16 @@ def audit_database(db_path: Path, tree_path: str | Path, arches: list[str] | Non
     bridges = load_bridges(series)
     barriers = frozenset((b.caller, b.function) for b in bridges if b.kind == "no_flow" and b.caller)
     job = _ArchJob(db_path, tree.root, models, bridges, Maintainers.load(tree.root, series), seeds, dotconfig,
-                   barriers)
+                   barriers, plan(models, seeds) if plan else {})
     findings: list[dict[str, Any]] = []
     cleans: list[dict[str, Any]] = []
-    for arch, arch_findings, arch_cleans, seconds in _check_arches(job, chosen, jobs):
-        findings += arch_findings
-        cleans += arch_cleans
-        say(f"{arch}: {len(arch_findings)} findings, {len(arch_cleans)} clean ({seconds:.1f} s)")
+    scopes: list[dict[str, Any]] = []
+    for arch, outcome, seconds in _check_arches(job, chosen, jobs):
+        findings += outcome.findings
+        cleans += outcome.cleans
+        scopes += [{"arch": arch, "source": dict(zip(("rule", "function", "file", "line"), key, strict=True)),
+                    "scope": scope.to_json()} for key, scope in outcome.scopes.items()]
+        say(f"{arch}: {len(outcome.findings)} findings, {len(outcome.cleans)} clean ({seconds:.1f} s)")
     findings.sort(key=lambda f: (f["arch"], f["subsystem"], f["consumer"]["file"], f["consumer"]["line"],
                                  f["member"], f["source"]["rule"], f["fingerprint"]))
     meta = {"started": started, "tool_version": __version__, "rules_hash": ruleset_hash(),
@@ -86,6 +92,7 @@ def audit_database(db_path: Path, tree_path: str | Path, arches: list[str] | Non
         audit_facts.add_frame_models(store.conn, audit_id, [model.to_json() for model in models])
         audit_facts.add_findings(store.conn, audit_id, findings)
         audit_facts.add_clean(store.conn, audit_id, cleans)
+        audit_facts.add_scopes(store.conn, audit_id, scopes)
         audit_facts.finish_audit(store.conn, audit_id, _now())
     return load_document(db_path)
 
@@ -102,6 +109,7 @@ class _ArchJob:
     seeds: list[SourceSeed]
     dotconfig: dict[str, bool] | None
     barriers: frozenset[tuple[str, str]]
+    only: dict[str, set[SeedKey]]  # per arch, the seeds to check (all when the arch is missing)
 
 
 _JOB: _ArchJob | None = None  # set in the parent before forking; the workers inherit it
@@ -129,10 +137,13 @@ def _check_forked(arch: str) -> ArchResult:
 
 def _check_arch(job: _ArchJob, arch: str, helper_lists: dict[str, list[HelperEntry]]) -> ArchResult:
     clock = time.perf_counter()
+    only = job.only.get(arch)
+    if only is not None and not only:
+        return arch, ArchOutcome([], [], {}), 0.0
     with arch_program(job.db_path, arch, job.dotconfig, job.barriers) as program:
         check = ArchCheck(program, job.tree, job.models, job.bridges, job.maintainers, helper_lists)
-        findings, cleans = check.run(job.seeds)
-    return arch, findings, cleans, time.perf_counter() - clock
+        outcome = check.run(job.seeds, only)
+    return arch, outcome, time.perf_counter() - clock
 
 
 def check_request(tree_path: str | Path, arches: list[str] | None, config: Path | None) -> None:

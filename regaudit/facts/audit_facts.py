@@ -3,7 +3,8 @@
 Owns the reads that turn rules/sources.toml entries into concrete places (call sites of a builder
 with their caller and arguments, functions by name) and the write and read of one audit: the
 `audits`, `frame_models`, `findings`, `finding_hops` and `clean_sources` tables (schema migration
-3). It decides nothing about what is a finding (that is `regaudit.audit.check`).
+3) and the `seed_scopes` table (migration 6). It decides nothing about what is a finding (that is
+`regaudit.audit.check`).
 """
 
 from __future__ import annotations
@@ -116,6 +117,23 @@ def add_clean(conn: sqlite3.Connection, audit_id: int, cleans: list[dict[str, An
           c["producer"]["api"], c["producer"]["context"], c["producer"]["trampoline"], c["producer"]["file"],
           c["producer"]["line"], c["accesses"], json.dumps(c["members"])) for c in cleans],
     )
+
+
+def add_scopes(conn: sqlite3.Connection, audit_id: int, scopes: list[dict[str, Any]]) -> None:
+    """`scopes`: {"arch", "source": {"rule", "function", "file", "line"}, "scope": {...}} per seed and arch."""
+    conn.executemany(
+        "INSERT INTO seed_scopes (audit_id, arch, source_rule, source_function, source_file, source_line, scope) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        ((audit_id, s["arch"], s["source"]["rule"], s["source"]["function"], s["source"]["file"],
+          s["source"]["line"], json.dumps(s["scope"], sort_keys=True)) for s in scopes))
+
+
+def scopes_of(conn: sqlite3.Connection, audit_id: int) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        "SELECT arch, source_rule, source_function, source_file, source_line, scope FROM seed_scopes "
+        "WHERE audit_id = ? ORDER BY rowid", (audit_id,))
+    return [{"arch": arch, "source": {"rule": rule, "function": function, "file": file, "line": line},
+             "scope": json.loads(scope)} for arch, rule, function, file, line, scope in rows]
 
 
 def latest_audit(conn: sqlite3.Connection) -> dict[str, Any] | None:

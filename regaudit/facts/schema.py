@@ -343,6 +343,22 @@ ALTER TABLE accesses ADD COLUMN branches TEXT NOT NULL DEFAULT '[]' /* as calls.
     """
 ALTER TABLE assignments ADD COLUMN branches TEXT NOT NULL DEFAULT '[]' /* as calls.branches */;
 """,
+    # 6: what each seed's result depended on, so `regaudit check` re-runs only the seeds a patch can change.
+    """
+CREATE TABLE seed_scopes (
+    audit_id INTEGER NOT NULL,      -- audits.id
+    arch TEXT NOT NULL,
+    source_rule TEXT NOT NULL,      -- the seed, as its findings cite it (findings.source_*)
+    source_function TEXT NOT NULL,
+    source_file TEXT NOT NULL,
+    source_line INTEGER NOT NULL,
+    scope TEXT NOT NULL             -- JSON {"functions": [[file, name], ...] the walks analysed, "names": [...]
+                                    -- they call (callee, or field of a call through a pointer) or the frame
+                                    -- oracle read (macro, constant), "cells": [...] field or variable names of
+                                    -- the memory cells they stored the frame into}
+);
+CREATE INDEX seed_scopes_audit ON seed_scopes(audit_id, arch);
+""",
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -352,7 +368,8 @@ SCHEMA_VERSION = len(MIGRATIONS)
 PER_FILE_TABLES = ("functions", "variables", "defines", "calls", "accesses", "assignments", "bindings",
                    "structs", "typedefs")
 # Tables later stages derive from the facts; the index stage empties them whenever a fact changes.
-DERIVED_TABLES = ("edges", "link_arches", "audits", "frame_models", "findings", "finding_hops", "clean_sources")
+DERIVED_TABLES = ("edges", "link_arches", "audits", "frame_models", "findings", "finding_hops", "clean_sources",
+                  "seed_scopes")
 CHILD_TABLES = {"params": ("function_id", "functions"), "call_args": ("call_id", "calls"),
                 "struct_members": ("struct_id", "structs")}
 

@@ -42,7 +42,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from regaudit.arch.catalogue import load_catalogue
 from regaudit.arch.config import BuildConfig, ConfigRules
@@ -228,12 +228,39 @@ class Entered:
 
 
 @dataclass(frozen=True)
+class Scope:
+    """What a walk's result depends on, by name: a change to anything else cannot alter it.
+
+    `functions`: (file, name) of the functions it analysed; `names`: what those call (the callee, or the
+    field of a call through a pointer), whose definitions or bindings decide where the walk goes;
+    `cells`: the field or variable names of the memory cells it stored the frame into, which any
+    function naming them may read.
+    """
+
+    functions: frozenset[tuple[str, str]] = frozenset()
+    names: frozenset[str] = frozenset()
+    cells: frozenset[str] = frozenset()
+
+    def __or__(self, other: Scope) -> Scope:
+        return Scope(self.functions | other.functions, self.names | other.names, self.cells | other.cells)
+
+    def to_json(self) -> dict[str, list[Any]]:
+        return {"functions": sorted(map(list, self.functions)), "names": sorted(self.names),
+                "cells": sorted(self.cells)}
+
+    @classmethod
+    def from_json(cls, data: dict[str, list[Any]]) -> Scope:
+        return cls(frozenset(tuple(f) for f in data["functions"]), frozenset(data["names"]), frozenset(data["cells"]))
+
+
+@dataclass(frozen=True)
 class Propagation:
-    """Everything one seed's frame pointer gets to on one arch."""
+    """Everything one seed's frame pointer gets to on one arch, and what that depended on."""
 
     reaches: list[Reach]
     escapes: list[Escape]
     entered: list[Entered]
+    scope: Scope = Scope()
 
 
 @dataclass(frozen=True)
@@ -345,8 +372,7 @@ class FlowProgram:
 
     def readers_of(self, key: HeapKey) -> set[int]:
         """The functions of the program that read the cell `key`."""
-        kind, name, path = key
-        word = re.sub(r"\[.*?\]", "", path.split(".")[-1]) if kind == "field" else name
+        kind, word = key[0], cell_name(key)
         if (kind, word) not in self._naming:
             self._naming[(kind, word)] = self.facts.naming(word, member=kind == "field")
         readers = set()
@@ -366,7 +392,7 @@ class FlowProgram:
         walk = Walk(self, seed, self._seed_function(seed), oracle)
         walk.run()
         paths = walk.paths()
-        return Propagation(walk.reaches(paths), walk.escapes(paths), walk.entered(paths))
+        return Propagation(walk.reaches(paths), walk.escapes(paths), walk.entered(paths), walk.scope())
 
     def _seed_function(self, seed: Seed) -> int | None:
         if seed.function is None or isinstance(seed.function, int):
@@ -582,6 +608,18 @@ class FlowProgram:
                 return None
             type_text = self.facts.typedefs[words[-1]]
         return None
+
+
+def cell_name(key: HeapKey) -> str:
+    """The name a function must mention to read the cell: its last field, or its variable."""
+    kind, name, path = key
+    return re.sub(r"\[.*?\]", "", path.split(".")[-1]) if kind == "field" else name
+
+
+def _called_field(callee_expr: str) -> str:
+    """The field a call through a pointer goes through: `fp->entry_handler` -> 'entry_handler'."""
+    words = re.findall(r"\w+", callee_expr)
+    return words[-1] if words else callee_expr
 
 
 @cache
@@ -826,6 +864,15 @@ class Walk:
                     best[successor] = (*best[context], hop)
                     frontier.append(successor)
         return best
+
+    def scope(self) -> Scope:
+        functions = {self.program.facts.function(function_id) for function_id, _entry in self.values}
+        names = {call.callee or _called_field(call.callee_expr) for function_id, _entry in self.values
+                 for call, _args in self.program.bodies[function_id].calls.values()}
+        if self.seed.returned_by is not None:
+            names.add(self.seed.returned_by)
+        return Scope(frozenset((f.file, f.name) for f in functions), frozenset(names),
+                     frozenset(cell_name(key) for key, offsets in self.heap.items() if offsets))
 
     def _step_order(self, step: tuple[Context, Hop]) -> tuple[str, int, str, int, list[tuple[int, str]]]:
         """Equal-length paths are told apart by where the hop is, then by the function it enters: never by the

@@ -6,7 +6,8 @@ hash and a superset of the arches, without a .config); everything of the patch h
 directory removed at the end: a copy of the database, the re-index of the touched files
 (`regaudit.index.index_overlay`, with the tree's attribute macros), the patched tree
 (`overlay.materialise`) and its audit for the arches whose build the touched files can be part of (a file
-under arch/<a>/ only arch <a>, any other file every arch).
+under arch/<a>/ only arch <a>, any other file every arch). That audit checks only the seeds the patch can
+change (`regaudit.patch.impact`); the base audit's findings of the other seeds stand on the patched side.
 
 No audit is needed when the patch is inert: the facts did not change (every touched file is a .c file the
 index neither held nor would select) and no touched file is read as text by later stages (a .c file naming
@@ -30,16 +31,18 @@ from pathlib import Path
 from typing import Any
 
 from regaudit import __version__
+from regaudit.audit.check import SeedKey
 from regaudit.audit.document import load_document
 from regaudit.audit.run import audit_database, auditable_arches
 from regaudit.errors import BadInput
 from regaudit.facts.bridge_facts import PROTO_TAG
-from regaudit.index import IndexResult, index_overlay
+from regaudit.index import index_overlay
 from regaudit.patch.compare import Comparison, compare
+from regaudit.patch.impact import SeedPlanner, Selection, arches_touched, base_scopes, compare_facts
 from regaudit.patch.overlay import Patched, materialise
 from regaudit.resources import data_dir
 from regaudit.ruleset.load import ruleset_hash
-from regaudit.tree import KernelTree, arch_of, open_tree
+from regaudit.tree import KernelTree, open_tree
 
 Progress = Callable[[str], None]
 
@@ -52,8 +55,9 @@ class CheckResult:
     arches: list[str]  # compared
     audited: list[str]  # audited again on the scratch tree
     on_disk: dict[str, Any]  # the audit of the tree on disk
-    scratch: dict[str, Any] | None  # the audit of the scratch tree
+    scratch: dict[str, Any] | None  # the audit of the scratch tree (the seeds checked again)
     seconds: dict[str, float] = field(default_factory=dict)  # per stage
+    selection: Selection | None = None  # per arch, the seeds checked again and those taken over
 
 
 def check_patch(tree_path: str | Path, db_path: Path, patched: Patched, arches: list[str] | None = None,
@@ -65,13 +69,22 @@ def check_patch(tree_path: str | Path, db_path: Path, patched: Patched, arches: 
     seconds: dict[str, float] = {}
     with _timed(seconds, "tree audit"):
         on_disk = tree_audit(db_path, tree, chosen, say)
-    touched = [arch for arch in chosen if any(arch_of(path) in ("generic", arch) for path in patched.touched)]
-    document = _patched_audit(tree, db_path, patched, touched, say, seconds) if touched else None
+    touched = arches_touched(patched.touched, chosen)
+    document, selection = _patched_audit(tree, db_path, patched, touched, on_disk, say, seconds) if touched else (
+        None, None)
     audited = document["arches"] if document else []
     disk_findings = [f for f in on_disk["findings"] if f["arch"] in chosen]
-    scratch_findings = [f for f in disk_findings if f["arch"] not in audited] + (document or {}).get("findings", [])
+    kept = selection.kept if selection else {}  # seeds not checked again: their base findings stand
+    scratch_findings = [f for f in disk_findings
+                        if f["arch"] not in audited or _source_key(f) in kept.get(f["arch"], ())]
+    scratch_findings += (document or {}).get("findings", [])
     sides = (scratch_findings, disk_findings) if reverse else (disk_findings, scratch_findings)
-    return CheckResult(compare(*sides), chosen, audited, on_disk, document, seconds)
+    return CheckResult(compare(*sides), chosen, audited, on_disk, document, seconds, selection)
+
+
+def _source_key(finding: dict[str, Any]) -> SeedKey:
+    source = finding["source"]
+    return source["rule"], source["function"], source["file"], source["line"]
 
 
 def tree_audit(db_path: Path, tree: KernelTree, arches: list[str], say: Progress) -> dict[str, Any]:
@@ -93,35 +106,37 @@ def _covers(document: dict[str, Any], tree: KernelTree, arches: list[str]) -> bo
             and set(arches) <= set(document["arches"]))
 
 
-def _patched_audit(tree: KernelTree, db_path: Path, patched: Patched, arches: list[str], say: Progress,
-                   seconds: dict[str, float]) -> dict[str, Any] | None:
-    """The audit of the patched tree for `arches`; None when the patch is inert."""
+def _patched_audit(tree: KernelTree, db_path: Path, patched: Patched, arches: list[str], on_disk: dict[str, Any],
+                   say: Progress, seconds: dict[str, float]) -> tuple[dict[str, Any] | None, Selection | None]:
+    """The audit of the patched tree for `arches`, of the seeds the patch can change, and which those are;
+    (None, None) when the patch is inert."""
     with _scratch() as scratch:
         with _timed(seconds, "re-index"):
             db = scratch / "facts.db"
             shutil.copyfile(db_path, db)
             say(f"re-indexing {len(patched.touched)} touched file(s)")
             reindexed = index_overlay(tree.root, db, patched.files, list(patched.removed))
-        if _inert(tree, patched, reindexed):
+        text_read = _read_as_text(tree, patched)
+        if not (reindexed.files_parsed or reindexed.files_removed or text_read) and all(
+                path.endswith(".c") for path in patched.touched):
             say("the patch changes no fact and no file read as text: no audit needed")
-            return None
+            return None, None
+        with _timed(seconds, "impact"):
+            change = compare_facts(db_path, db, patched.touched, patched.removed, text_read)
+            planner = SeedPlanner(base_scopes(db_path), on_disk["frames"], change, arches, patched.touched)
         with _timed(seconds, "overlay"):
             root = materialise(tree.root, patched, scratch / tree.root.name)
         with _timed(seconds, "patched audit"):
             say(f"auditing the patched tree ({', '.join(arches)})")
-            return audit_database(db, root, arches, progress=say)
+            return audit_database(db, root, arches, progress=say, plan=planner), planner.selection
 
 
-def _inert(tree: KernelTree, patched: Patched, reindexed: IndexResult) -> bool:
-    if reindexed.files_parsed or reindexed.files_removed:
-        return False
+def _read_as_text(tree: KernelTree, patched: Patched) -> set[str]:
+    """Touched files a stage reads as text: cited by rules evidence, or naming `bpf_func_proto` (helper bridges)."""
     cited = _rule_text()
-    for path in patched.touched:
-        contents = [patched.files.get(path), _read(tree.root / path)]
-        if (not path.endswith(".c") or path in cited
-                or any(PROTO_TAG.encode() in content for content in contents if content is not None)):
-            return False
-    return True
+    return {path for path in patched.touched if path in cited or any(
+        PROTO_TAG.encode() in content for content in (patched.files.get(path), _read(tree.root / path))
+        if content is not None)}
 
 
 @cache

@@ -1,0 +1,100 @@
+"""Every SQL statement of `regaudit check`'s comparison: a file's facts in a form two databases can compare.
+
+Owns reading, for one file, its functions' facts with line numbers made relative to each function (a line
+shift alone compares equal), the words their member paths and variables name, its bindings, and the
+file-wide facts (structs, typedefs, defines, file-scope variables) as sets of rows without lines. It
+decides nothing about which seeds a difference affects (that is `regaudit.patch.impact`).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+from collections import defaultdict
+from typing import Any
+
+_FUNCTION_TABLES = ("params", "variables", "accesses", "assignments")
+FILE_TABLES = {  # the facts of a file that matter to every seed, compared as sets of rows without lines
+    "structs": "SELECT s.name, s.kind, s.condition, m.position, m.name, m.type, m.array_len, m.bits, m.anon_path, "
+               "m.condition FROM structs s LEFT JOIN struct_members m ON m.struct_id = s.id WHERE s.file = ?",
+    "typedefs": "SELECT name, type, condition FROM typedefs WHERE file = ?",
+    "defines": "SELECT name, value, condition FROM defines WHERE file = ?",
+    "globals": "SELECT name, type, storage, condition FROM variables WHERE file = ? AND function_id IS NULL",
+}
+_DROPPED_COLUMNS = frozenset({"id", "function_id", "call_id", "file", "col"})
+_IDENTIFIER = re.compile(r"[A-Za-z_]\w*")
+
+
+
+Signature = tuple[str, set[str]]  # a function's facts as text, and the words they name
+
+
+def has_file(conn: sqlite3.Connection, path: str) -> bool:
+    return conn.execute("SELECT 1 FROM files WHERE path = ?", (path,)).fetchone() is not None
+
+
+def file_rows(conn: sqlite3.Connection, table: str, path: str) -> list[tuple[Any, ...]]:
+    """The rows of one of FILE_TABLES for the file, in a canonical order."""
+    return sorted(conn.execute(FILE_TABLES[table], (path,)), key=repr)
+
+
+def binding_rows(conn: sqlite3.Connection, path: str) -> set[tuple[Any, ...]]:
+    """(field, struct type, target, holder, condition) of the file's function-pointer bindings."""
+    sql = "SELECT field, struct_type, target, holder, condition FROM bindings WHERE file = ?"
+    return set(conn.execute(sql, (path,)))
+
+
+def function_signatures(conn: sqlite3.Connection, path: str) -> dict[tuple[str, int], Signature]:
+    """(name, n-th definition of that name in the file) -> (its facts as text, relative to its first line; the
+    words its member paths and variables name)."""
+    signatures: dict[tuple[str, int], Signature] = {}
+    seen: dict[str, int] = defaultdict(int)
+    functions = conn.execute(
+        "SELECT id, name, kind, line, end_line, storage, inline, weak, return_type, macro_body, condition "
+        "FROM functions WHERE file = ? ORDER BY line", (path,))
+    for function_id, name, kind, line, end_line, *rest in list(functions):
+        parts: list[Any] = [kind, end_line - line, *rest]
+        words: set[str] = set()
+        for table in _FUNCTION_TABLES:
+            rows = _function_rows(conn, table, function_id, line)
+            parts.append(rows)
+            words |= _named_words(rows)
+        calls = _function_rows(conn, "calls", function_id, line, keep_id=True)
+        for call in calls:
+            call["args"] = _function_rows(conn, "call_args", call.pop("id"), line, key="call_id")
+            words |= _named_words(call["args"])
+        parts.append(calls)
+        ordinal = seen[name]
+        seen[name] += 1
+        signatures[(name, ordinal)] = (json.dumps(parts, sort_keys=True, default=str), words)
+    return signatures
+
+
+def _function_rows(conn: sqlite3.Connection, table: str, owner: int, start: int, key: str = "function_id",
+                   keep_id: bool = False) -> list[dict[str, Any]]:
+    cursor = conn.execute(f"SELECT * FROM {table} WHERE {key} = ? ORDER BY rowid", (owner,))
+    columns = [description[0] for description in cursor.description]
+    rows = []
+    for values in cursor:
+        row = {column: value for column, value in zip(columns, values, strict=True)
+               if column not in _DROPPED_COLUMNS or (keep_id and column == "id")}
+        if "line" in row:
+            row["line"] -= start
+        if "branches" in row:
+            row["branches"] = [[c, h, *((e - start if e and e > 0 else e) for e in rest)]
+                               for c, h, *rest in json.loads(row["branches"])]
+        rows.append(row)
+    return rows
+
+
+def _named_words(rows: list[dict[str, Any]]) -> set[str]:
+    words: set[str] = set()
+    for row in rows:
+        for column in ("member", "lhs_member", "rhs_member"):
+            if row.get(column):
+                words.update(_IDENTIFIER.findall(row[column]))
+        for column in ("var", "base_var", "lhs_var", "rhs_var", "name"):
+            if row.get(column):
+                words.add(row[column])
+    return words

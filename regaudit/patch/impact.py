@@ -1,0 +1,167 @@
+"""Which seeds of the tree's audit a patch can change: the incremental part of `regaudit check`.
+
+Owns the comparison of the base database with the scratch one after the touched files were re-indexed,
+and the choice, per arch, of the seeds to check again. Every seed's result depends only on what its
+scope names (`regaudit.flow.propagate.Scope`, stored with the audit in `seed_scopes`), so a seed is
+checked again when
+- its source is in a touched file, or it is new (no scope in the base audit);
+- a function it analysed changed: its facts differ once line numbers are made relative to the
+  function, so a line shift alone changes nothing;
+- a name it calls, or a constant or macro its frame oracle read, is defined, undefined or redefined by
+  the patch, or a field it calls through gains or loses a binding;
+- a changed function names a field or variable of a memory cell the seed filled (it may now read it);
+- its frame model changed on that arch.
+Everything else would invalidate any seed, so the arch is checked whole: a touched file that is not C,
+is added or removed, is read as text by a stage (cited by rules evidence, a `bpf_func_proto` file), or
+changes a struct, typedef, file-scope variable or `#define` (types decide the memory cells, defines the
+`#if` guards). Findings of the seeds not checked again are taken over from the base audit, with its
+line numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from regaudit.arch.frames import FrameModel
+from regaudit.audit.check import SeedKey, seed_key
+from regaudit.audit.seeds import SourceSeed
+from regaudit.facts import audit_facts, change_facts
+from regaudit.facts.store import open_existing
+from regaudit.flow.propagate import Scope
+from regaudit.tree import arch_of
+
+
+@dataclass
+class Change:
+    """What the patch changed in the facts, by name."""
+
+    functions: set[tuple[str, str]] = field(default_factory=set)  # (file, name) added, removed or changed
+    names: set[str] = field(default_factory=set)  # definitions and binding fields whose resolution may differ
+    words: set[str] = field(default_factory=set)  # fields and variables the changed functions name
+    whole: str = ""  # why every seed must be checked again ('' when the change is local)
+
+
+@dataclass
+class Selection:
+    """Per arch, the seeds to check again and the seeds whose base findings stand."""
+
+    run: dict[str, set[SeedKey]] = field(default_factory=dict)
+    kept: dict[str, set[SeedKey]] = field(default_factory=dict)
+
+
+def compare_facts(base_db: Path, scratch_db: Path, touched: list[str], removed: Iterable[str],
+                  text_read: set[str]) -> Change:
+    """The change between the two databases over the touched files; `text_read`: touched files some stage reads
+    as text."""
+    change = Change()
+    if text_read:
+        change.whole = f"{sorted(text_read)[0]} is read as text by a stage"
+        return change
+    if list(removed):
+        change.whole = "the patch removes a file"
+        return change
+    base, scratch = open_existing(base_db).conn, open_existing(scratch_db).conn
+    try:
+        for path in touched:
+            if not path.endswith((".c", ".h")):
+                change.whole = f"{path} is not C"
+                break
+            if not change_facts.has_file(base, path) and change_facts.has_file(scratch, path):
+                change.whole = f"{path} is new to the index"
+                break
+            for table in change_facts.FILE_TABLES:
+                if change_facts.file_rows(base, table, path) != change_facts.file_rows(scratch, table, path):
+                    change.whole = f"a {table[:-1]} of {path} changed"
+                    break
+            if change.whole:
+                break
+            _compare_functions(base, scratch, path, change)
+            change.names |= {row[0] for row in change_facts.binding_rows(base, path)
+                             ^ change_facts.binding_rows(scratch, path)}
+    finally:
+        base.close()
+        scratch.close()
+    return change
+
+
+class SeedPlanner:
+    """A `SeedPlan` for `audit_database` over the patched tree: per arch, the seeds the change can affect.
+
+    What it chose stays in `selection` for the comparison with the base audit.
+    """
+
+    def __init__(self, base_scopes: list[dict[str, Any]], base_models: list[dict[str, Any]], change: Change,
+                 arches: list[str], touched: list[str]) -> None:
+        self.scopes: dict[str, dict[SeedKey, Scope]] = defaultdict(dict)
+        for row in base_scopes:
+            source = row["source"]
+            key = (source["rule"], source["function"], source["file"], source["line"])
+            self.scopes[row["arch"]][key] = Scope.from_json(row["scope"])
+        self.before = {_model_key(model): _model_text(model) for model in base_models}
+        self.change, self.arches, self.touched = change, arches, set(touched)
+        self.selection = Selection()
+
+    def __call__(self, models: list[FrameModel], seeds: list[SourceSeed]) -> dict[str, set[SeedKey]]:
+        after = {_model_key(m.to_json()): _model_text(m.to_json()) for m in models}
+        changed_models = {key for key in set(self.before) | set(after) if self.before.get(key) != after.get(key)}
+        for arch in self.arches:
+            if self.change.whole or not self.scopes.get(arch):
+                continue  # every seed of the arch
+            run, kept = set(), set()
+            for source_seed in seeds:
+                key = seed_key(source_seed)
+                scope = self.scopes[arch].get(key)
+                model_changed = any((arch, source_seed.source.producer, context) in changed_models
+                                    for context in source_seed.contexts)
+                if scope is None or source_seed.file in self.touched or model_changed or _touches(scope, self.change):
+                    run.add(key)
+                else:
+                    kept.add(key)
+            self.selection.run[arch], self.selection.kept[arch] = run, kept
+        return dict(self.selection.run)
+
+
+def base_scopes(db_path: Path) -> list[dict[str, Any]]:
+    """The seed scopes of the database's latest audit."""
+    conn = open_existing(db_path).conn
+    try:
+        audit = audit_facts.latest_audit(conn)
+        return audit_facts.scopes_of(conn, audit["id"]) if audit else []
+    finally:
+        conn.close()
+
+
+def arches_touched(touched: list[str], arches: list[str]) -> list[str]:
+    return [arch for arch in arches if any(arch_of(path) in ("generic", arch) for path in touched)]
+
+
+def _touches(scope: Scope, change: Change) -> bool:
+    return bool(scope.functions & change.functions or scope.names & change.names or scope.cells & change.words)
+
+
+def _model_key(model: dict[str, Any]) -> tuple[str, str, str]:
+    return model["arch"], model["producer"], model["context"]
+
+
+def _model_text(model: dict[str, Any]) -> str:
+    """The model without its evidence lines, which shift with any edit above them."""
+    return json.dumps({k: v for k, v in model.items() if k != "evidence"}, sort_keys=True)
+
+
+def _compare_functions(base: sqlite3.Connection, scratch: sqlite3.Connection, path: str, change: Change) -> None:
+    before = change_facts.function_signatures(base, path)
+    after = change_facts.function_signatures(scratch, path)
+    for key in set(before) | set(after):
+        if before.get(key) != after.get(key):
+            name = key[0]
+            change.functions.add((path, name))
+            change.names.add(name)
+            for signatures in (before, after):
+                if key in signatures:
+                    change.words |= signatures[key][1]
