@@ -5,7 +5,8 @@ Usage: .venv/bin/python bench/check_bench.py [--series 7.3] [--patch P] [--arch 
 Works on a scratch copy of the test database of the real tree (tests/kernel_trees.py), audits the unpatched
 tree once (what a warm database holds), then runs the whole command `--runs` times and prints the median of
 each stage: reading and applying the patch, the incremental index check, reusing the tree's audit, the
-re-index of the touched files (database copy included), the scratch tree (hard links) and the patched audit.
+re-index of the touched files (database copy included), the scratch view (links into the tree) and the
+patched audit.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ def one_run(tree: Path, db: Path, patch: Path, arches: list[str]) -> dict[str, f
     result = check_patch(tree, db, patched, arches)
     seconds.update(result.seconds)
     total = time.perf_counter() - started
-    seconds["rest"] = total - sum(seconds.values())  # mostly removing the scratch tree
+    seconds["rest"] = total - sum(seconds.values())  # opening the tree, removing the scratch directory
     seconds["total"] = total
     return seconds
 

@@ -1,7 +1,9 @@
 """A Linux source tree: validation, kernel version, and discovery of the C files worth considering.
 
 Owns what "a kernel tree" means to regaudit. It reads directories and the top Makefile only; it does
-not read C files (the prefilter does) and never writes into the tree.
+not read C files (the prefilter does) and never writes into the tree. Two walks: `walk_sources` (the
+index's, which never follows symbolic links) and `files_below` (every later stage's, which follows links
+to directories, so it reads `regaudit check`'s scratch view, made of them, like the tree itself).
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
+from fnmatch import fnmatchcase
 from pathlib import Path
 
 from regaudit.errors import BadInput
@@ -97,6 +100,31 @@ def walk_sources(tree: KernelTree) -> tuple[list[SourceFile], list[str]]:
                     _add(found, entry.path, prefix)
     found.sort(key=lambda source: source.path)
     return found, sorted(links)
+
+
+def files_below(directory: Path, pattern: str) -> list[Path]:
+    """The files below `directory` whose name matches `pattern` ('*.h'), sorted, as paths under `directory`.
+
+    Symbolic links to directories are followed (unlike `Path.rglob`) except into a directory the walk is
+    already in, so a link loop cannot hang it (as `grep -R`). A missing directory has no files.
+    """
+    found: list[Path] = []
+
+    def walk(path: str, ancestors: frozenset[tuple[int, int]]) -> None:
+        for entry in _scandir(path):
+            if entry.is_dir():
+                stat = entry.stat()
+                if (stat.st_dev, stat.st_ino) not in ancestors:
+                    walk(entry.path, ancestors | {(stat.st_dev, stat.st_ino)})
+            elif fnmatchcase(entry.name, pattern) and entry.is_file():
+                found.append(Path(entry.path))
+
+    try:
+        root = os.stat(directory)
+    except OSError:
+        return []
+    walk(str(directory), frozenset({(root.st_dev, root.st_ino)}))
+    return sorted(found)
 
 
 def _scandir(path: str) -> list[os.DirEntry[str]]:

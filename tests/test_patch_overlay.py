@@ -1,10 +1,13 @@
 """Applying a patch without touching the tree: contents are computed in memory like `git apply` (exact
 context, nearest offset, patches of a series in order), refused with one line naming the file and hunk when
-they do not apply, and materialised as a scratch tree whose writes never reach the user's files."""
+they do not apply, and materialised as a sparse scratch view (real directories on the way to the touched files,
+links to everything else) whose writes never reach the user's files and which the tree's readers walk like the
+tree itself."""
 
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -13,6 +16,7 @@ from fake_tree import make_tree
 from regaudit.errors import BadInput
 from regaudit.patch.diffs import parse_patch
 from regaudit.patch.overlay import Patched, apply_changes, materialise
+from regaudit.tree import files_below
 
 SOURCE = "".join(f"line {n}\n" for n in range(1, 21))
 
@@ -80,12 +84,68 @@ def test_missing_existing_and_symlinked_targets_are_refused(tree: Path, text: st
         apply_changes(tree, patch(text))
 
 
-def test_the_scratch_tree_shares_untouched_files_and_never_writes_into_the_tree(tree: Path, tmp_path: Path) -> None:
+def entries(root: Path) -> dict[str, str]:
+    """Every entry below `root`, links not followed: 'dir', 'file' or the link's target."""
+    found = {}
+    for directory, directories, files in os.walk(root):
+        for name in directories + files:
+            path = Path(directory, name)
+            kind = os.readlink(path) if path.is_symlink() else "dir" if path.is_dir() else "file"
+            found[path.relative_to(root).as_posix()] = kind
+    return found
+
+
+def state(root: Path) -> dict[str, tuple[int, int, int, bytes]]:
+    """Inode, size, mtime and content of every file below `root`."""
+    stats = {path: os.lstat(root / path) for path, kind in entries(root).items() if kind == "file"}
+    return {path: (stat.st_ino, stat.st_size, stat.st_mtime_ns, (root / path).read_bytes())
+            for path, stat in stats.items()}
+
+
+def test_the_scratch_view_links_untouched_entries_at_the_highest_level_and_writes_touched_files_anew(
+        tmp_path: Path) -> None:
+    tree = make_tree(tmp_path / "linux", {"kernel/a.c": SOURCE, "kernel/b.c": "int b;\n", "kernel/c.c": "int c;\n",
+                                          "kernel/trace/t.c": "int t;\n", "drivers/gpio/g.c": "int g;\n",
+                                          ".git/HEAD": "ref: refs/heads/master\n"})
+    before = state(tree)
     patched = apply_changes(tree, patch(two_line_hunk(5, "line 5", "line 6") + (
         "diff --git a/kernel/b.c b/kernel/b.c\ndeleted file mode 100644\n--- a/kernel/b.c\n+++ /dev/null\n"
-        "@@ -1 +0,0 @@\n-int b;\n")))
+        "@@ -1 +0,0 @@\n-int b;\n"
+        "diff --git a/drivers/new/n.c b/drivers/new/n.c\nnew file mode 100644\n--- /dev/null\n+++ b/drivers/new/n.c\n"
+        "@@ -0,0 +1 @@\n+int n;\n")))
     view = materialise(tree, patched, tmp_path / "view")
+    assert entries(view) == {
+        "Makefile": str(tree / "Makefile"), "arch": str(tree / "arch"), "include": str(tree / "include"),
+        "kernel": "dir", "kernel/a.c": "file", "kernel/c.c": str(tree / "kernel/c.c"),
+        "kernel/trace": str(tree / "kernel/trace"),
+        "drivers": "dir", "drivers/gpio": str(tree / "drivers/gpio"), "drivers/new": "dir", "drivers/new/n.c": "file"}
     assert (view / "kernel" / "a.c").read_bytes() == patched.files["kernel/a.c"]
-    assert not (view / "kernel" / "b.c").exists()
-    assert os.path.samefile(view / "Makefile", tree / "Makefile")
-    assert (tree / "kernel" / "a.c").read_text() == SOURCE and (tree / "kernel" / "b.c").read_text() == "int b;\n"
+    assert (view / "drivers" / "new" / "n.c").read_text() == "int n;\n"
+    assert (view / "kernel" / "trace" / "t.c").read_text() == "int t;\n"
+    assert [path.relative_to(view).as_posix() for path in files_below(view, "*.c")] == [
+        "drivers/gpio/g.c", "drivers/new/n.c", "kernel/a.c", "kernel/c.c", "kernel/trace/t.c"]
+    assert state(tree) == before
+    shutil.rmtree(view)
+    assert state(tree) == before
+
+
+def test_a_file_replaced_by_a_directory_is_a_directory_in_the_view(tree: Path, tmp_path: Path) -> None:
+    patched = apply_changes(tree, patch(
+        "diff --git a/kernel/b.c b/kernel/b.c\ndeleted file mode 100644\n--- a/kernel/b.c\n+++ /dev/null\n"
+        "@@ -1 +0,0 @@\n-int b;\n"
+        "diff --git a/kernel/b.c/x.c b/kernel/b.c/x.c\nnew file mode 100644\n--- /dev/null\n+++ b/kernel/b.c/x.c\n"
+        "@@ -0,0 +1 @@\n+int x;\n"))
+    view = materialise(tree, patched, tmp_path / "view")
+    assert (view / "kernel" / "b.c" / "x.c").read_text() == "int x;\n"
+    assert (tree / "kernel" / "b.c").read_text() == "int b;\n"
+
+
+def test_the_walk_follows_links_to_directories_and_stops_at_a_loop(tree: Path) -> None:
+    (tree / "arch" / "x86" / "include" / "asm" / "ptrace.h").write_text("\n")
+    (tree / "kernel" / "asm").symlink_to(tree / "arch" / "x86" / "include" / "asm")
+    (tree / "arch" / "x86" / "include" / "asm" / "loop").symlink_to(tree / "arch")
+    (tree / "kernel" / "gone.h").symlink_to(tree / "nowhere.h")
+    assert [path.relative_to(tree).as_posix() for path in files_below(tree, "*.h")] == [
+        "arch/x86/include/asm/ptrace.h", "kernel/asm/ptrace.h"]
+    assert files_below(tree / "kernel" / "asm", "*.h") == [tree / "kernel" / "asm" / "ptrace.h"]
+    assert files_below(tree / "none", "*.h") == []

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Literal
 
 from regaudit.errors import BadInput
+from regaudit.tree import files_below
 
 # The tracing options whose dependencies decide which frame builders exist on a kernel.
 TRACE_FEATURES = (
@@ -128,11 +129,10 @@ def foreign_symbols(tree: Path, arch: str) -> frozenset[str]:
             names.update(_DECLARATION.findall(path.read_text(encoding="utf-8", errors="replace")))
         return names
 
-    def files(directory: Path) -> list[Path]:
-        return sorted(path for path in directory.rglob("Kconfig*") if path.is_file())
-
-    others = [path for name in list_arches(tree) if name != arch for path in files(tree / "arch" / name)]
-    own = files(tree / "arch" / arch) + [path for path in (tree / "arch" / "Kconfig",) if path.is_file()]
+    others = [path for name in list_arches(tree) if name != arch
+              for path in files_below(tree / "arch" / name, "Kconfig*")]
+    shared = tree / "arch" / "Kconfig"
+    own = files_below(tree / "arch" / arch, "Kconfig*") + ([shared] if shared.is_file() else [])
     return frozenset(declared(others) - declared(own))
 
 
@@ -149,8 +149,9 @@ def read_kconfig(path: Path, tree: Path) -> list[ConfigEntry]:
 
 
 def _relative(path: Path, tree: Path) -> str:
+    """`path` below `tree`, not resolved: in `regaudit check`'s scratch view a file is a link out of the view."""
     try:
-        return path.resolve().relative_to(tree.resolve()).as_posix()
+        return path.absolute().relative_to(tree.absolute()).as_posix()
     except ValueError:
         return path.as_posix()
 

@@ -5,7 +5,9 @@ set of alternative symbols per level (a directory or the file listed under sever
 when any of them is set), from `obj-$(CONFIG_X) += name.o` (the file `name.c` beside the Makefile) and
 `obj-$(CONFIG_X) += dir/` (everything below `dir`). A file built as part of a composite object
 (`foo-y += bar.o`), under `obj-y`, or not listed at all has no level here, so it is taken as built.
-Only what kbuild states literally is read: no `ifeq` blocks, no variables other than `CONFIG_*`.
+Only what kbuild states literally is read: no `ifeq` blocks, no variables other than `CONFIG_*`. The
+Makefiles are found with `grep -R`, which follows symbolic links to directories (`regaudit check`'s scratch
+view of a patched tree is made of them) and skips link loops.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ Gate = tuple[frozenset[str], ...]  # per level, outermost first: the symbols any
 def build_symbols(tree: Path) -> dict[str, Gate]:
     """`kernel/bpf/stackmap.c` → ({'BPF'}, {'BPF_SYSCALL'}): its directory's level, then its own."""
     listed = subprocess.run(
-        ["grep", "-rE", "--include=Makefile", "--include=Kbuild", r"^\s*obj-\$\(CONFIG_\w+\)\s*[+:]?=", "."],
+        ["grep", "-RE", "--include=Makefile", "--include=Kbuild", r"^\s*obj-\$\(CONFIG_\w+\)\s*[+:]?=", "."],
         cwd=tree, capture_output=True, text=True, errors="replace", check=False,
     ).stdout
     files: dict[str, set[str]] = {}

@@ -34,7 +34,7 @@ from regaudit.flow.c_text import CFile, descendants, parse_file
 from regaudit.parse.c_syntax import Node, text
 from regaudit.ruleset.flow_rules import Bridge
 from regaudit.ruleset.load import kernel_series
-from regaudit.tree import open_tree
+from regaudit.tree import files_below, open_tree
 
 _OFFSETOF = re.compile(r"offsetof\s*\(\s*struct\s+pt_regs\s*,\s*([^()]+?)\s*\)")
 _COMMENT = re.compile(r"/\*.*?\*/|//.*$")
@@ -215,7 +215,7 @@ def _constant(view: _ArchView, name: str) -> int | None:
 def _enumerators(tree: Path, arch: str) -> dict[str, int]:
     """Enumerator values of every enum in arch/<arch>/include (the perf uapi enums live there)."""
     values: dict[str, int] = {}
-    for header in sorted((tree / "arch" / arch / "include").rglob("*.h")):
+    for header in files_below(tree / "arch" / arch / "include", "*.h"):
         if b"enum" not in header.read_bytes():
             continue
         source = parse_file(tree, str(header.relative_to(tree)))

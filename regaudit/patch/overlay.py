@@ -5,16 +5,19 @@ computes their new contents in memory, refusing (BadInput, one line) a hunk that
 through a symbolic link (which could lead out of the tree), a new file that exists, a missing one. Hunks
 apply like `git apply`: exact context, found at the stated line or the nearest offset, in order.
 
-`materialise` builds the full patched tree the audit reads (it reads Kconfig, MAINTAINERS and sources by
-path): hard links to every file of the tree (`cp -al`, no data copied; a full copy when the scratch
-directory is on another file system), then each touched file is unlinked and written anew, so no inode of
-the user's tree is ever written.
+`materialise` builds the patched tree the audit reads (it reads Kconfig, Makefiles, MAINTAINERS and sources
+by path) as a sparse view: a real directory for each directory on the way to a touched file, holding the
+touched files written anew (a removed file is absent, a new one gets its new directories) and, for every
+other entry of the tree's directory, a symbolic link to it (absolute target). Everything else is thus one
+link at the highest level possible: a patch touching one file costs a few hundred links, whatever the size
+of the tree. No write goes through a link (every file written is new, in a directory of the view), so no
+inode of the user's tree is ever written; removing the view removes the links, not what they point to.
+The stages that walk it do so with `regaudit.tree.files_below` and `grep -R`, which follow links to directories.
 """
 
 from __future__ import annotations
 
-import shutil
-import subprocess
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -113,27 +116,18 @@ def _locate(lines: list[str], hunk: Hunk, expected: int, floor: int) -> int | No
 
 
 def materialise(tree: Path, patched: Patched, into: Path) -> Path:
-    """The patched tree at `into` (a new directory): hard links to `tree`'s files, touched files written anew."""
-    _clone(tree, into)
-    for path in patched.removed:
-        (into / path).unlink()
+    """The patched tree at `into` (a new directory): a sparse view of `tree` (see the module docstring)."""
+    source = tree.absolute()
+    touched = {PurePosixPath(path) for path in patched.touched}
+    directories = {PurePosixPath("."), *(parent for path in touched for parent in path.parents)}
+    for directory in sorted(directories):  # a parent sorts before its children
+        (into / directory).mkdir()
+        if not (source / directory).is_dir():
+            continue  # new, or replacing a removed file
+        for name in os.listdir(source / directory):
+            relative = directory / name
+            if relative not in touched and relative not in directories and relative != PurePosixPath(".git"):
+                (into / relative).symlink_to(source / relative)
     for path, data in patched.files.items():
-        target = into / path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.unlink(missing_ok=True)  # a hard link to the user's file: never write through it
-        target.write_bytes(data)
+        (into / path).write_bytes(data)
     return into
-
-
-def _clone(tree: Path, into: Path) -> None:
-    into.mkdir()
-    entries = [str(entry) for entry in sorted(tree.iterdir()) if entry.name != ".git"]
-    linked = subprocess.run(["cp", "-al", "--", *entries, str(into)], capture_output=True, text=True, check=False)
-    if linked.returncode == 0:
-        return
-    shutil.rmtree(into)  # hard links cannot cross file systems: copy instead
-    into.mkdir()
-    copied = subprocess.run(["cp", "-a", "--reflink=auto", "--", *entries, str(into)], capture_output=True,
-                            text=True, check=False)
-    if copied.returncode != 0:
-        raise BadInput(f"cannot make a scratch copy of {tree} in {into}: {copied.stderr.strip().splitlines()[-1]}")
