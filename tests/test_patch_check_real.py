@@ -125,6 +125,37 @@ def test_a_patch_to_an_unrelated_driver_needs_no_audit(tree: Path, db: Path) -> 
     assert report["counts"]["unchanged"] > 0
 
 
+def outcome(result: CheckResult) -> tuple[set[str], set[str], int]:
+    return fingerprints(result.comparison.new), fingerprints(result.comparison.fixed), result.comparison.unchanged
+
+
+@pytest.mark.parametrize("patch", ["x86-partial-regs-drops-cs.patch", "arm64-kprobe-multi-reads-x19.patch",
+                                   "arm64-perf-reg-value-drops-sp-read.patch",
+                                   "x86-ftrace-comment-and-whitespace.patch"])
+def test_checking_only_the_seeds_a_patch_can_change_finds_what_checking_every_seed_finds(tree: Path, db: Path,
+                                                                                          patch: str) -> None:
+    patched = apply_changes(tree, parse_patch((PATCHES / patch).read_bytes(), patch))
+    incremental = check_patch(tree, db, patched, ["arm64", "x86"])
+    full = check_patch(tree, db, patched, ["arm64", "x86"], full=True)
+    assert outcome(incremental) == outcome(full)
+    assert full.selection is not None and not full.selection.kept
+
+
+def test_a_change_inside_one_function_rechecks_only_the_seeds_that_reach_it(tree: Path, db: Path) -> None:
+    """The x19 read is added in kernel/trace/bpf_trace.c, a file every arch builds: the seeds in that file and
+    those whose walks entered a function it changes are checked again, the others keep their findings, and only
+    arm64 gains one (x86's frame has no regs[19])."""
+    patch = "arm64-kprobe-multi-reads-x19.patch"
+    result = check_patch(tree, db, apply_changes(tree, parse_patch((PATCHES / patch).read_bytes(), patch)),
+                         ["arm64", "x86"])
+    assert result.selection is not None
+    for arch in ("arm64", "x86"):
+        rechecked, kept = result.selection.run[arch], result.selection.kept[arch]
+        assert rechecked and kept
+        assert not any(file == "kernel/trace/bpf_trace.c" for _rule, _function, file, _line in kept)
+    assert {f["arch"] for f in result.comparison.new} == {"arm64"}
+
+
 def tree_state(tree: Path) -> str:
     """Every file's size, mtime and inode, and the content of the file the bad patches name."""
     digest = hashlib.sha256((tree / FTRACE_H).read_bytes())

@@ -27,7 +27,7 @@ _IDENTIFIER = re.compile(r"[A-Za-z_]\w*")
 
 
 
-Signature = tuple[str, set[str]]  # a function's facts as text, and the words they name
+Signature = tuple[str, set[str], int, int]  # a function's facts as text, the words they name, its first and last line
 
 
 def has_file(conn: sqlite3.Connection, path: str) -> bool:
@@ -47,7 +47,7 @@ def binding_rows(conn: sqlite3.Connection, path: str) -> set[tuple[Any, ...]]:
 
 def function_signatures(conn: sqlite3.Connection, path: str) -> dict[tuple[str, int], Signature]:
     """(name, n-th definition of that name in the file) -> (its facts as text, relative to its first line; the
-    words its member paths and variables name)."""
+    words its member paths and variables name; its first and last line)."""
     signatures: dict[tuple[str, int], Signature] = {}
     seen: dict[str, int] = defaultdict(int)
     functions = conn.execute(
@@ -67,7 +67,7 @@ def function_signatures(conn: sqlite3.Connection, path: str) -> dict[tuple[str, 
         parts.append(calls)
         ordinal = seen[name]
         seen[name] += 1
-        signatures[(name, ordinal)] = (json.dumps(parts, sort_keys=True, default=str), words)
+        signatures[(name, ordinal)] = (json.dumps(parts, sort_keys=True, default=str), words, line, end_line)
     return signatures
 
 

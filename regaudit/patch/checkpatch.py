@@ -62,6 +62,9 @@ def path_functions(finding: dict[str, Any]) -> list[str]:
 
 def check_json(result: CheckResult) -> dict[str, Any]:
     comparison = result.comparison
-    return {"schema": SCHEMA, "arches": result.arches, "audited": result.audited, "new": comparison.new,
-            "fixed": comparison.fixed, "counts": {"new": len(comparison.new), "fixed": len(comparison.fixed),
-                                                  "unchanged": comparison.unchanged}}
+    selection = result.selection
+    seeds = {arch: {"rechecked": len(selection.run[arch]), "kept": len(selection.kept[arch])}
+             for arch in sorted(selection.run)} if selection else {}
+    return {"schema": SCHEMA, "arches": result.arches, "audited": result.audited, "seeds": seeds,
+            "new": comparison.new, "fixed": comparison.fixed,
+            "counts": {"new": len(comparison.new), "fixed": len(comparison.fixed), "unchanged": comparison.unchanged}}

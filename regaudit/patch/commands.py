@@ -35,8 +35,10 @@ from regaudit.tree import open_tree
 @click.option("--db", "db_path", type=click.Path(dir_okay=False, path_type=Path),
               help="The tree's fact database, indexed and audited if needed; the patch never enters it "
                    "[default: ./<tree>.regaudit.db].")
+@click.option("--full", is_flag=True,
+              help="Check every seed on the patched tree again, not only those the patch can change.")
 def check(patches: tuple[str, ...], tree: str, revisions: str | None, arches: str | None, output: str,
-          db_path: Path | None) -> None:
+          db_path: Path | None, full: bool) -> None:
     """Report the findings PATCH... (unified diffs, git format-patch mails, '-' for stdin) add to or fix in TREE."""
     from regaudit.cli import indexed, split_arches
 
@@ -47,7 +49,7 @@ def check(patches: tuple[str, ...], tree: str, revisions: str | None, arches: st
     console = Console()
     db = indexed(tree, db_path, console).db
     result = check_patch(root, db, patched, split_arches(arches),
-                         progress=console.stage if sys.stderr.isatty() else None, reverse=reverse)
+                         progress=console.stage if sys.stderr.isatty() else None, reverse=reverse, full=full)
     click.echo(render(result, output), nl=False)
     sys.exit(1 if result.comparison.new else 0)
 

@@ -11,19 +11,20 @@ checked again when
   the patch, or a field it calls through gains or loses a binding;
 - a changed function names a field or variable of a memory cell the seed filled (it may now read it);
 - its frame model changed on that arch.
-Everything else would invalidate any seed, so the arch is checked whole: a touched file that is not C,
-is added or removed, is read as text by a stage (cited by rules evidence, a `bpf_func_proto` file), or
-changes a struct, typedef, file-scope variable or `#define` (types decide the memory cells, defines the
-`#if` guards). Findings of the seeds not checked again are taken over from the base audit, with its
-line numbers.
+Everything else would invalidate any seed, so the arch is checked whole: a touched file that is not C or
+is added or removed, a changed `#define` or `#include` line (guards, constants, which asm-generic headers
+an arch sees), BPF helper protos or func_proto functions and `PERF_REG_*` lines (read as text by the
+bridges), or a changed struct, typedef or file-scope variable (types decide the memory cells). A function
+changed when its facts (lines made relative to it) or its text differ: `return NAME;` is read from the
+text. Findings of the seeds not checked again are taken over from the base audit, with its line numbers.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from collections import defaultdict
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,19 @@ from regaudit.facts import audit_facts, change_facts
 from regaudit.facts.store import open_existing
 from regaudit.flow.propagate import Scope
 from regaudit.tree import arch_of
+
+_CITATIONS = frozenset({"evidence", "member_evidence", "drift", "notes"})
+# Text of a file that stages read directly, not through the facts: a difference re-runs every seed.
+_TEXT_READ: dict[str, re.Pattern[bytes]] = {
+    # guards are evaluated, and the frame oracle's constants read, from #define lines (header text included)
+    "a #define": re.compile(rb"^[ \t]*#[ \t]*define\b.*$", re.MULTILINE),
+    # asm-generic headers an arch's own header includes (or replaces) decide what its program sees
+    "an #include": re.compile(rb"^[ \t]*#[ \t]*include\b.*$", re.MULTILINE),
+    # the BPF helper bridges read func_proto functions and helper protos as text
+    "a BPF helper proto": re.compile(rb"\bstruct\s+bpf_func_proto\b[^;{]*(?:\{.*?\n\}|=\s*\{.*?\};)", re.DOTALL),
+    # the perf register table bridges read PERF_REG_* enumerators and the table functions' text
+    "a perf register name": re.compile(rb"^.*\bPERF_REG_\w+.*$", re.MULTILINE),
+}
 
 
 @dataclass
@@ -55,39 +69,50 @@ class Selection:
     kept: dict[str, set[SeedKey]] = field(default_factory=dict)
 
 
-def compare_facts(base_db: Path, scratch_db: Path, touched: list[str], removed: Iterable[str],
-                  text_read: set[str]) -> Change:
-    """The change between the two databases over the touched files; `text_read`: touched files some stage reads
-    as text."""
+def compare_facts(base_db: Path, scratch_db: Path, contents: dict[str, tuple[bytes | None, bytes | None]]) -> Change:
+    """The change between the base database and the scratch one; `contents`: each touched file's bytes before
+    and after the patch (None: absent)."""
     change = Change()
-    if text_read:
-        change.whole = f"{sorted(text_read)[0]} is read as text by a stage"
-        return change
-    if list(removed):
-        change.whole = "the patch removes a file"
-        return change
     base, scratch = open_existing(base_db).conn, open_existing(scratch_db).conn
     try:
-        for path in touched:
-            if not path.endswith((".c", ".h")):
-                change.whole = f"{path} is not C"
-                break
-            if not change_facts.has_file(base, path) and change_facts.has_file(scratch, path):
-                change.whole = f"{path} is new to the index"
-                break
-            for table in change_facts.FILE_TABLES:
-                if change_facts.file_rows(base, table, path) != change_facts.file_rows(scratch, table, path):
-                    change.whole = f"a {table[:-1]} of {path} changed"
-                    break
+        for path, (old, new) in sorted(contents.items()):
+            change.whole = _whole_file_change(base, scratch, path, old, new)
             if change.whole:
                 break
-            _compare_functions(base, scratch, path, change)
+            lines = _lines(old), _lines(new)
+            _compare_functions(base, scratch, path, lines, change)
             change.names |= {row[0] for row in change_facts.binding_rows(base, path)
                              ^ change_facts.binding_rows(scratch, path)}
     finally:
         base.close()
         scratch.close()
     return change
+
+
+def _whole_file_change(base: sqlite3.Connection, scratch: sqlite3.Connection, path: str, old: bytes | None,
+                       new: bytes | None) -> str:
+    """Why the change of this file can alter any seed ('' when its effect is local to its functions)."""
+    if not path.endswith((".c", ".h")):
+        return f"{path} is not C"
+    if old is None or new is None:
+        return f"{path} is {'added' if old is None else 'removed'}"
+    for what, pattern in _TEXT_READ.items():
+        if _matching_text(pattern, old) != _matching_text(pattern, new):
+            return f"{what} in {path} changed"
+    if change_facts.has_file(base, path) != change_facts.has_file(scratch, path):
+        return f"{path} entered or left the index"
+    for table in change_facts.FILE_TABLES:
+        if change_facts.file_rows(base, table, path) != change_facts.file_rows(scratch, table, path):
+            return f"a {table[:-1]} of {path} changed"
+    return ""
+
+
+def _lines(content: bytes | None) -> list[str]:
+    return (content or b"").decode("utf-8", "replace").splitlines()
+
+
+def _matching_text(pattern: re.Pattern[bytes], content: bytes) -> list[bytes]:
+    return [match[0] for match in pattern.finditer(content)]
 
 
 class SeedPlanner:
@@ -150,15 +175,19 @@ def _model_key(model: dict[str, Any]) -> tuple[str, str, str]:
 
 
 def _model_text(model: dict[str, Any]) -> str:
-    """The model without its evidence lines, which shift with any edit above them."""
-    return json.dumps({k: v for k, v in model.items() if k != "evidence"}, sort_keys=True)
+    """The model without its evidence (file:line citations shift with any edit above them, and so does drift)."""
+    return json.dumps({k: v for k, v in model.items() if k not in _CITATIONS}, sort_keys=True)
 
 
-def _compare_functions(base: sqlite3.Connection, scratch: sqlite3.Connection, path: str, change: Change) -> None:
+def _compare_functions(base: sqlite3.Connection, scratch: sqlite3.Connection, path: str,
+                       lines: tuple[list[str], list[str]], change: Change) -> None:
+    """Functions whose facts or text differ (text: a `return NAME;` is no fact, yet the walk reads it)."""
     before = change_facts.function_signatures(base, path)
     after = change_facts.function_signatures(scratch, path)
     for key in set(before) | set(after):
-        if before.get(key) != after.get(key):
+        old, new = before.get(key), after.get(key)
+        if old is None or new is None or old[0] != new[0] or (
+                lines[0][old[2] - 1:old[3]] != lines[1][new[2] - 1:new[3]]):
             name = key[0]
             change.functions.add((path, name))
             change.names.add(name)

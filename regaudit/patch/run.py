@@ -61,8 +61,9 @@ class CheckResult:
 
 
 def check_patch(tree_path: str | Path, db_path: Path, patched: Patched, arches: list[str] | None = None,
-                progress: Progress | None = None, reverse: bool = False) -> CheckResult:
-    """Audit the indexed tree and the tree with `patched` applied for `arches` (default: every auditable arch)."""
+                progress: Progress | None = None, reverse: bool = False, full: bool = False) -> CheckResult:
+    """Audit the indexed tree and the tree with `patched` applied for `arches` (default: every auditable arch);
+    `full`: check every seed of the patched tree, not only those the patch can change."""
     say = progress or (lambda _message: None)
     tree = open_tree(tree_path)
     chosen = auditable_arches(tree.root, arches)
@@ -70,8 +71,8 @@ def check_patch(tree_path: str | Path, db_path: Path, patched: Patched, arches: 
     with _timed(seconds, "tree audit"):
         on_disk = tree_audit(db_path, tree, chosen, say)
     touched = arches_touched(patched.touched, chosen)
-    document, selection = _patched_audit(tree, db_path, patched, touched, on_disk, say, seconds) if touched else (
-        None, None)
+    document, selection = _patched_audit(tree, db_path, patched, touched, on_disk, say, seconds, full) if touched \
+        else (None, None)
     audited = document["arches"] if document else []
     disk_findings = [f for f in on_disk["findings"] if f["arch"] in chosen]
     kept = selection.kept if selection else {}  # seeds not checked again: their base findings stand
@@ -107,7 +108,8 @@ def _covers(document: dict[str, Any], tree: KernelTree, arches: list[str]) -> bo
 
 
 def _patched_audit(tree: KernelTree, db_path: Path, patched: Patched, arches: list[str], on_disk: dict[str, Any],
-                   say: Progress, seconds: dict[str, float]) -> tuple[dict[str, Any] | None, Selection | None]:
+                   say: Progress, seconds: dict[str, float],
+                   full: bool) -> tuple[dict[str, Any] | None, Selection | None]:
     """The audit of the patched tree for `arches`, of the seeds the patch can change, and which those are;
     (None, None) when the patch is inert."""
     with _scratch() as scratch:
@@ -116,14 +118,15 @@ def _patched_audit(tree: KernelTree, db_path: Path, patched: Patched, arches: li
             shutil.copyfile(db_path, db)
             say(f"re-indexing {len(patched.touched)} touched file(s)")
             reindexed = index_overlay(tree.root, db, patched.files, list(patched.removed))
-        text_read = _read_as_text(tree, patched)
-        if not (reindexed.files_parsed or reindexed.files_removed or text_read) and all(
+        contents = {path: (_read(tree.root / path), patched.files.get(path)) for path in patched.touched}
+        if not (reindexed.files_parsed or reindexed.files_removed or _read_as_text(contents)) and all(
                 path.endswith(".c") for path in patched.touched):
             say("the patch changes no fact and no file read as text: no audit needed")
             return None, None
         with _timed(seconds, "impact"):
-            change = compare_facts(db_path, db, patched.touched, patched.removed, text_read)
-            planner = SeedPlanner(base_scopes(db_path), on_disk["frames"], change, arches, patched.touched)
+            change = compare_facts(db_path, db, contents)
+            planner = SeedPlanner([] if full else base_scopes(db_path), on_disk["frames"], change, arches,
+                                  patched.touched)
         with _timed(seconds, "overlay"):
             root = materialise(tree.root, patched, scratch / tree.root.name)
         with _timed(seconds, "patched audit"):
@@ -131,12 +134,12 @@ def _patched_audit(tree: KernelTree, db_path: Path, patched: Patched, arches: li
             return audit_database(db, root, arches, progress=say, plan=planner), planner.selection
 
 
-def _read_as_text(tree: KernelTree, patched: Patched) -> set[str]:
-    """Touched files a stage reads as text: cited by rules evidence, or naming `bpf_func_proto` (helper bridges)."""
+def _read_as_text(contents: dict[str, tuple[bytes | None, bytes | None]]) -> bool:
+    """Whether a touched file is read as text by a stage: cited by rules evidence (frame models), or naming
+    `bpf_func_proto` (the helper bridges)."""
     cited = _rule_text()
-    return {path for path in patched.touched if path in cited or any(
-        PROTO_TAG.encode() in content for content in (patched.files.get(path), _read(tree.root / path))
-        if content is not None)}
+    return any(path in cited or any(PROTO_TAG.encode() in content for content in pair if content is not None)
+               for path, pair in contents.items())
 
 
 @cache
