@@ -20,7 +20,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from regaudit import __version__
-from regaudit.facts import read
+from regaudit.errors import BadInput
+from regaudit.facts import link_facts, read
 from regaudit.facts.store import FactStore
 from regaudit.parse.extract import FileFacts, extract_file, register_attribute_flags
 from regaudit.parse.prepare import Dialect, load_dialect
@@ -50,6 +51,7 @@ class IndexResult:
     unchanged: bool = False
     seconds: float = 0.0
     warnings: list[tuple[str, str, str]] = field(default_factory=list)
+    changes: link_facts.IndexChanges | None = None  # what an overlay changed, for an incremental link
 
 
 @dataclass(frozen=True)
@@ -100,28 +102,38 @@ def index_tree(tree_path: str | os.PathLike[str], db_path: Path, *, prefilter: s
 def index_overlay(tree_path: str | os.PathLike[str], db_path: Path, files: dict[str, bytes],
                   removed: list[str]) -> IndexResult:
     """Re-index the existing database `db_path` for a patched tree: replace the facts of `files` (tree-relative
-    path -> new content), forget those of `removed`, empty the derived tables, publish atomically.
+    path -> new content), forget those of `removed`, empty the audits, record the run, publish atomically.
 
     For `regaudit check`, whose `db_path` is a scratch copy of the tree's database. A .c/.h file the walk
     considers is parsed when it was indexed or its new content names a prefilter token of the database (the
     dialect is `tree_path`'s); the token fixpoint is not re-run,
     so a patch that creates a new pt_regs-carrying type does not pull unchanged files into the index.
+    The edges stay, stale once a fact changed (`link_facts.current_links`): `result.changes` lets the link
+    stage relink only what the touched files reach. BadInput when `db_path` was never indexed.
     """
     started = time.monotonic()
+    started_at = _now()
     tree = open_tree(tree_path)
     result = IndexResult(db=db_path, tree=tree)
     _init_worker(str(tree.root))
     previous = read.previous_index(db_path)
-    indexed = set(previous.files) if previous else set()
+    if previous is None:
+        raise BadInput(f"{db_path}: no finished index run; run `regaudit index` first")
     with FactStore(db_path) as store:
+        before = link_facts.touched_facts(store.conn, [*files, *removed])
         mentions = _mentions([token for (token,) in store.conn.execute("SELECT token FROM prefilter_tokens")])
         for path in removed:
             store.forget_file(path)
-            result.files_removed += path in indexed
+            result.files_removed += path in previous.files
         for path, data in sorted(files.items()):
-            if _walked(path) and (path in indexed or mentions.search(data)):
-                _store_parsed(store, _parse_data(SourceFile(path, len(data), 0), data), result)
-        store.invalidate_derived()
+            if _walked(path) and (path in previous.files or mentions.search(data)):
+                parsed = _parse_data(SourceFile(path, len(data), 0), data)
+                _store_parsed(store, parsed, result)
+                result.files_removed += parsed.facts is None and path in previous.files
+        store.invalidate_derived(keep_links=True)
+        run = _run_row(tree, started_at, result, previous.query_hash, previous.prefilter, previous.token_count)
+        run_id = store.db["runs"].insert(run).last_pk
+        result.changes = link_facts.IndexChanges(int(run_id), frozenset([*files, *removed]), before)
     result.seconds = time.monotonic() - started
     return result
 

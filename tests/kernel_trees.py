@@ -8,6 +8,7 @@ the project's check against real kernels, and a silent skip would hide that they
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 from functools import cache
 from pathlib import Path
@@ -48,3 +49,11 @@ def indexed_db(series: str) -> Path:
     db = cache_dir / f"linux-{series}.db"
     index_tree(kernel_tree(series), db)
     return db
+
+
+def private_db(series: str, factory: pytest.TempPathFactory) -> Path:
+    """A copy of `indexed_db(series)` for one test module: the cached index is shared with other modules, which
+    must not see the edges or audits it gets."""
+    copy = factory.mktemp(f"linux-{series}") / f"linux-{series}.db"
+    shutil.copyfile(indexed_db(series), copy)
+    return copy

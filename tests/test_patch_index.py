@@ -1,6 +1,6 @@
 """`index_overlay`: a copy of a tree's database re-indexed for a patch's files only — their facts replaced,
-deleted files forgotten, files the prefilter would not select left out, derived tables emptied — while the
-original database stays byte for byte as it was."""
+deleted files forgotten, files the prefilter would not select left out, the run recorded so the edges it keeps
+are no longer current — while the original database stays byte for byte as it was."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pathlib import Path
 
 from fake_tree import make_tree
 
+from regaudit.facts.link_facts import current_links
 from regaudit.flow.link import link_database
 from regaudit.index import index_overlay, index_tree
 
@@ -54,5 +55,11 @@ def test_only_the_given_files_are_reindexed_into_the_copy(tmp_path: Path) -> Non
     }, removed=["kernel/b.c"])
     assert members(copy) == {"kernel/a.c": {"sp"}, "drivers/misc/y.c": {"bx"}}
     assert (result.files_parsed, result.files_removed) == (2, 1)
-    assert rows(base, "link_arches") == 1 and rows(copy, "edges") == rows(copy, "link_arches") == 0
+    assert rows(base, "link_arches") == rows(copy, "link_arches") == 1
+    with sqlite3.connect(copy) as conn:
+        assert current_links(conn) == []
+    assert result.changes is not None
+    assert result.changes.touched == {"kernel/a.c", "drivers/misc/x.c", "drivers/misc/y.c", "arch/x86/Kconfig",
+                                      "kernel/b.c"}
+    assert result.changes.before.names == {"a", "b"}
     assert hashlib.sha256(base.read_bytes()).hexdigest() == before

@@ -27,7 +27,7 @@ from regaudit.audit.document import load_document
 from regaudit.audit.seeds import SourceSeed, source_seeds
 from regaudit.errors import BadInput
 from regaudit.facts import audit_facts
-from regaudit.facts.link_facts import current_links
+from regaudit.facts.link_facts import IndexChanges, current_links
 from regaudit.facts.store import FactStore, open_existing
 from regaudit.flow.bpf_helpers import HelperEntry
 from regaudit.flow.link import link_database
@@ -46,8 +46,12 @@ SeedPlan = Callable[[list[FrameModel], list[SourceSeed]], dict[str, set[SeedKey]
 
 def audit_database(db_path: Path, tree_path: str | Path, arches: list[str] | None = None,
                    config: Path | None = None, progress: Progress | None = None,
-                   jobs: int | None = None, plan: SeedPlan | None = None) -> dict[str, Any]:
+                   jobs: int | None = None, plan: SeedPlan | None = None,
+                   changes: IndexChanges | None = None) -> dict[str, Any]:
     """Check an indexed tree for `arches` (default: every arch of the tree with frame rules); the audit document.
+
+    `plan`: which seeds to check per arch (default: all); `changes`: what the database's last index run
+    changed, so that arches linked before it are relinked incrementally (`link_database`).
 
     The arches are checked in `jobs` processes (default: one per core), forked after the seeds, frame models
     and bridges are built; each worker reads the facts its walks reach from the database.
@@ -60,7 +64,7 @@ def audit_database(db_path: Path, tree_path: str | Path, arches: list[str] | Non
     missing = sorted(set(chosen) - set(_linked(db_path)))
     if missing:
         say(f"linking {', '.join(missing)}")
-        link_database(db_path, tree.root, missing)
+        link_database(db_path, tree.root, missing, changes)
     say("modelling frames")
     models = build_frame_models(tree.root, db_path, chosen)
     series = kernel_series(tree.version)

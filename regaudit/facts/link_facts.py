@@ -6,10 +6,16 @@ and locals, which shadow global definitions), field bindings, and the replacemen
 edges plus the `runs` / `link_arches` rows of a link run. Each read returns the whole table as small
 records in one query, so the linker resolves with dicts instead of one query per call. It decides
 nothing about which definition an architecture uses (that is `regaudit.flow.link`).
+
+Also owns what an incremental link reads: what some files hold (`TouchedFacts`, taken by the index
+stage before it replaces them, into `IndexChanges`), the calls a change of them can alter, the index
+runs since an arch was linked, and the patching of one arch's edges in place.
 """
 
 from __future__ import annotations
 
+import json
+import re
 import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -98,6 +104,43 @@ class IndexRun:
     prefilter: str
 
 
+@dataclass(frozen=True)
+class TouchedFacts:
+    """What some files hold that the link stage resolves against."""
+
+    names: frozenset[str]  # functions and function-like macros: a call of such a name may resolve there
+    macros: frozenset[tuple[str, str, str]]  # (name, file, condition) of every macro, function-like or not:
+    # what `BuildConfig` answers `defined(name)` from
+    call_sites: frozenset[tuple[str, str, int]]  # (file, condition, how many) of the calls the link resolves
+
+
+@dataclass(frozen=True)
+class IndexChanges:
+    """What one index run changed, for relinking only what it can affect (`regaudit.flow.link`)."""
+
+    run_id: int  # runs.id of the index run
+    touched: frozenset[str]  # every path the run was given, C or not, changed, removed or left out
+    before: TouchedFacts  # what the touched files held before the run
+
+
+def touched_facts(conn: sqlite3.Connection, paths: Iterable[str]) -> TouchedFacts:
+    """What `paths` hold now."""
+    files = json.dumps(sorted(paths))
+    names = conn.execute("SELECT DISTINCT name FROM functions WHERE file IN (SELECT value FROM json_each(?))",
+                         (files,))
+    macros = conn.execute(
+        "SELECT name, file, condition FROM functions WHERE kind = 'macro' AND file IN (SELECT value FROM json_each(?)) "
+        "UNION SELECT name, file, condition FROM defines WHERE file IN (SELECT value FROM json_each(?))",
+        (files, files),
+    )
+    call_sites = conn.execute(
+        "SELECT file, condition, count(*) FROM calls WHERE file IN (SELECT value FROM json_each(?)) "
+        "AND (callee IS NOT NULL OR callee_member IS NOT NULL) GROUP BY file, condition",
+        (files,),
+    )
+    return TouchedFacts(frozenset(name for (name,) in names), frozenset(macros), frozenset(call_sites))
+
+
 def definitions(conn: sqlite3.Connection) -> list[DefinitionRow]:
     rows = conn.execute("SELECT id, name, kind, file, storage, weak, condition FROM functions ORDER BY id")
     return [DefinitionRow(i, name, kind, file, storage, bool(weak), cond) for i, name, kind, file, storage, weak, cond
@@ -107,6 +150,30 @@ def definitions(conn: sqlite3.Connection) -> list[DefinitionRow]:
 def direct_calls(conn: sqlite3.Connection) -> list[DirectCall]:
     rows = conn.execute("SELECT id, function_id, file, callee, condition FROM calls WHERE callee IS NOT NULL")
     return [DirectCall(*row) for row in rows]
+
+
+def calls_reaching(conn: sqlite3.Connection, arch: str, paths: Iterable[str], names: Iterable[str]) -> list[DirectCall]:
+    """`name(...)` calls whose resolution on `arch` a change of `paths` can alter: the calls in those files, the
+    calls of `names`, and the calls with an edge to a definition that no longer exists."""
+    rows = conn.execute(
+        "SELECT id, function_id, file, callee, condition FROM calls WHERE callee IS NOT NULL AND ("
+        "file IN (SELECT value FROM json_each(?)) OR callee IN (SELECT value FROM json_each(?)) "
+        "OR id IN (SELECT call_id FROM edges WHERE arch = ? AND callee_id NOT IN (SELECT id FROM functions)))",
+        (json.dumps(sorted(paths)), json.dumps(sorted(names)), arch),
+    )
+    return [DirectCall(*row) for row in rows]
+
+
+def guards_test(conn: sqlite3.Connection, names: Iterable[str]) -> bool:
+    """Whether a guard the link stage evaluates (of a call, a definition, a binding or a macro) may test one of
+    `names` (a whole-word mention: conservative)."""
+    for name in names:
+        pattern = re.compile(rf"\b{re.escape(name)}\b")
+        for table in ("calls", "functions", "bindings", "defines"):
+            rows = conn.execute(f"SELECT DISTINCT condition FROM {table} WHERE instr(condition, ?) > 0", (name,))
+            if any(pattern.search(condition) for (condition,) in rows):
+                return True
+    return False
 
 
 def field_calls(conn: sqlite3.Connection) -> list[FieldCall]:
@@ -142,11 +209,21 @@ def member_types(conn: sqlite3.Connection) -> dict[tuple[str, str], str]:
     return types
 
 
-def local_names(conn: sqlite3.Connection) -> set[tuple[int, str]]:
-    """(function_id, name) of every parameter and local variable: a call of such a name is a pointer call."""
+def local_names(conn: sqlite3.Connection, functions: Iterable[int] | None = None) -> set[tuple[int, str]]:
+    """(function_id, name) of every parameter and local variable (of `functions` when given): a call of such a
+    name is a pointer call."""
+    if functions is None:
+        rows = conn.execute(
+            "SELECT function_id, name FROM params WHERE name IS NOT NULL "
+            "UNION SELECT function_id, name FROM variables WHERE function_id IS NOT NULL"
+        )
+        return set(rows)
+    ids = json.dumps(sorted(functions))
     rows = conn.execute(
-        "SELECT function_id, name FROM params WHERE name IS NOT NULL "
-        "UNION SELECT function_id, name FROM variables WHERE function_id IS NOT NULL"
+        "SELECT function_id, name FROM params WHERE name IS NOT NULL AND function_id IN "
+        "(SELECT value FROM json_each(?)) "
+        "UNION SELECT function_id, name FROM variables WHERE function_id IN (SELECT value FROM json_each(?))",
+        (ids, ids),
     )
     return set(rows)
 
@@ -173,11 +250,52 @@ def finish_link_run(conn: sqlite3.Connection, run_id: int, finished: str) -> Non
     conn.execute("UPDATE runs SET finished = ? WHERE id = ?", (finished, run_id))
 
 
+@dataclass(frozen=True)
+class LinkedArch:
+    """An arch's `link_arches` row: the link run that wrote its edges and how many calls its program had."""
+
+    run_id: int
+    calls: int
+
+
+def linked_arch(conn: sqlite3.Connection, arch: str) -> LinkedArch | None:
+    """How `arch` was last linked, None when it never was."""
+    row = conn.execute("SELECT run_id, calls FROM link_arches WHERE arch = ?", (arch,)).fetchone()
+    return LinkedArch(*row) if row else None
+
+
+def index_runs_since(conn: sqlite3.Connection, run_id: int) -> list[int]:
+    """The index runs after run `run_id` that changed facts (parsed or removed a file), oldest first."""
+    rows = conn.execute("SELECT id FROM runs WHERE stage = 'index' AND id > ? AND (files_parsed > 0 OR "
+                        "files_removed > 0) ORDER BY id", (run_id,))
+    return [run for (run,) in rows]
+
+
+def update_edges(
+    conn: sqlite3.Connection, run_id: int, arch: str, recomputed: Iterable[int], edges: Iterable[Edge], calls: int
+) -> tuple[int, int]:
+    """Patch `arch`'s edges in place: drop those of the `recomputed` calls, of calls that no longer exist and
+    every pointer edge, add `edges` (those calls' new ones and every pointer edge), and record the arch's
+    summary; returns (resolved calls, edges)."""
+    conn.execute(
+        "DELETE FROM edges WHERE arch = ? AND (kind = 'pointer' OR call_id IN (SELECT value FROM json_each(?)) "
+        "OR call_id NOT IN (SELECT id FROM calls))",
+        (arch, json.dumps(sorted(recomputed))),
+    )
+    return _record_edges(conn, run_id, arch, edges, calls)
+
+
 def replace_edges(
     conn: sqlite3.Connection, run_id: int, arch: str, edges: Iterable[Edge], calls: int
 ) -> tuple[int, int]:
     """Replace every edge of `arch` by `edges` and record the arch's summary; returns (resolved calls, edges)."""
     conn.execute("DELETE FROM edges WHERE arch = ?", (arch,))
+    return _record_edges(conn, run_id, arch, edges, calls)
+
+
+def _record_edges(
+    conn: sqlite3.Connection, run_id: int, arch: str, edges: Iterable[Edge], calls: int
+) -> tuple[int, int]:
     conn.execute("DELETE FROM link_arches WHERE arch = ?", (arch,))
     conn.executemany(
         "INSERT INTO edges (arch, call_id, caller_id, callee_id, kind, condition) VALUES (?, ?, ?, ?, ?, ?)",

@@ -31,6 +31,7 @@ from regaudit.parse.extract import FileFacts
 
 _ID_TABLES = {"functions": "function_id", "calls": "call_id", "structs": "struct_id"}
 _TEMP_PREFIX = ".regaudit-tmp-"
+_LINK_TABLES = ("edges", "link_arches")
 
 
 def open_existing(path: Path) -> sqlite_utils.Database:
@@ -167,10 +168,15 @@ class FactStore:
         else:
             self.discard()
 
-    def invalidate_derived(self) -> None:
-        """Facts changed: results of later stages (link edges) refer to rows that no longer exist."""
+    def invalidate_derived(self, *, keep_links: bool = False) -> None:
+        """Facts changed: results of later stages (link edges) refer to rows that no longer exist.
+
+        `keep_links` keeps the edges and their `link_arches` rows for an incremental link: the run the caller
+        records then makes them stale (`link_facts.current_links`)."""
+        kept = _LINK_TABLES if keep_links else ()
         for table in DERIVED_TABLES:  # created by the migrations applied when the copy was opened
-            self.conn.execute(f"DELETE FROM {table}")
+            if table not in kept:
+                self.conn.execute(f"DELETE FROM {table}")
 
     def discard(self) -> None:
         with contextlib.suppress(sqlite3.Error):

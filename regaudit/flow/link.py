@@ -8,6 +8,11 @@ to the functions bound to those fields. `#if` guards are evaluated by `regaudit.
 guards it leaves open stay on the edge as its condition. All SQL is in `regaudit.facts.link_facts`;
 this module does not interpret what a callee does.
 
+Also owns which edges an index run of a few files can alter (`relink_scope`): given that run's
+`IndexChanges`, an arch linked just before it has only those edges resolved again (the calls in the
+changed files, the calls of the names they define or defined, every call through a field) instead of
+all of them; anything that can change the whole resolution relinks the arch anew.
+
 Approximations, each erring towards an extra edge rather than a missed one: a definition in a
 header (static inline or macro) is visible to every file of the program, as if included; a macro
 and a function of the same name are ranked alike (the preprocessor would always pick the macro);
@@ -23,6 +28,7 @@ from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
 
 from regaudit import __version__
@@ -32,7 +38,16 @@ from regaudit.arch.kconfig import Truth, list_arches
 from regaudit.errors import BadInput
 from regaudit.facts import link_facts
 from regaudit.facts.arch_facts import ArchFacts
-from regaudit.facts.link_facts import Binding, DefinitionRow, Edge, FieldCall
+from regaudit.facts.link_facts import (
+    Binding,
+    DefinitionRow,
+    DirectCall,
+    Edge,
+    FieldCall,
+    IndexChanges,
+    LinkedArch,
+    TouchedFacts,
+)
 from regaudit.facts.store import FactStore, open_existing
 from regaudit.ruleset.load import kernel_series
 from regaudit.tree import open_tree
@@ -41,6 +56,9 @@ _ASM_GENERIC = "include/asm-generic/"
 # Candidate tiers, best first (see `_tier`).
 _SAME_FILE, _ARCH, _GENERIC, _WEAK = range(4)
 _TYPEDEF_HOPS = 8
+# More touched files than this relink every arch anew: a large patch reaches most calls anyway.
+_MAX_RELINKED_FILES = 16
+_BUILD_FILE = re.compile(r"(?:^|/)(?:Kconfig|Makefile|Kbuild)[^/]*$")
 
 
 @dataclass(frozen=True)
@@ -52,6 +70,7 @@ class ArchLink:
     resolved_calls: int  # of those, calls with at least one edge
     edges: int
     seconds: float
+    incremental: bool  # only the edges the last index run's changes can reach were resolved again
 
 
 @dataclass
@@ -94,11 +113,14 @@ def _includes(path: Path, header: str) -> bool:
     return re.search(rf'#\s*include\s*[<"]{re.escape(header)}[>"]', text) is not None
 
 
-def link_database(db_path: Path, tree_path: str | Path, arches: list[str] | None = None) -> LinkResult:
+def link_database(db_path: Path, tree_path: str | Path, arches: list[str] | None = None,
+                  changes: IndexChanges | None = None) -> LinkResult:
     """Resolve the calls of the indexed tree for `arches` (default: the tree's arches with frame rules).
 
-    Replaces the edges of the arches linked, keeps the others, and publishes atomically. BadInput when
-    the database is not an indexed one or was built from another kernel version.
+    Replaces the edges of the arches linked, keeps the others, and publishes atomically. With `changes`, the
+    `IndexChanges` of the database's last index run, an arch linked just before that run is relinked only where
+    the changed files can reach (see `relink_scope`). BadInput when the database is not an indexed one or was
+    built from another kernel version.
     """
     started = time.perf_counter()
     db_path = Path(db_path)
@@ -119,20 +141,56 @@ def link_database(db_path: Path, tree_path: str | Path, arches: list[str] | None
         run_id = link_facts.start_link_run(store.conn, index, __version__, _now())
         result = LinkResult(db_path, run_id)
         with ArchFacts(db_path) as facts:
-            linker = _Linker(store.conn, tree.root, facts, kernel_series(tree.version))
+            linker = _Linker(store.conn, tree.root, facts, kernel_series(tree.version), changes)
             result.arches = [linker.link(run_id, arch) for arch in chosen]
         link_facts.finish_link_run(store.conn, run_id, _now())
     result.seconds = time.perf_counter() - started
     return result
 
 
-class _Linker:
-    """The facts every arch resolves against, read once in bulk."""
+@dataclass(frozen=True)
+class RelinkScope:
+    """What an index run changed that edges depend on: the calls located in `paths` and the calls of `names`
+    (defined in those files before or after the run) are resolved again, with every call through a field."""
 
-    def __init__(self, conn: sqlite3.Connection, tree: Path, facts: ArchFacts, series: str) -> None:
+    paths: frozenset[str]
+    names: frozenset[str]
+    before: TouchedFacts  # what the files held before the run
+    after: TouchedFacts  # and after it
+
+
+def relink_scope(conn: sqlite3.Connection, changes: IndexChanges, generic_headers: list[str]) -> RelinkScope | None:
+    """The part of every arch's edges `changes` can alter; None when they can alter the whole resolution: many
+    files, a Kconfig file or a Makefile (they decide the build), a header deciding which include/asm-generic/
+    headers an arch overrides, or a macro a guard may test defined or undefined anew."""
+    touched = changes.touched
+    if len(touched) > _MAX_RELINKED_FILES or not all(_resolves_locally(path, generic_headers) for path in touched):
+        return None
+    after = link_facts.touched_facts(conn, touched)
+    if link_facts.guards_test(conn, {name for name, _file, _condition in changes.before.macros ^ after.macros}):
+        return None
+    return RelinkScope(touched, changes.before.names | after.names, changes.before, after)
+
+
+def _resolves_locally(path: str, generic_headers: list[str]) -> bool:
+    """Whether a change of `path` leaves every arch's program (`program_for`) and build as they were. Besides
+    facts, linking reads Kconfig files (`BuildConfig`), the top Makefile (the kernel version) and arch headers."""
+    if _BUILD_FILE.search(path) or path.startswith(_ASM_GENERIC):
+        return False
+    arch_header = re.fullmatch(r"arch/[^/]+/include/asm/(.+)", path)
+    return arch_header is None or f"{_ASM_GENERIC}{arch_header[1]}" not in generic_headers
+
+
+class _Linker:
+    """The facts every arch resolves against, read once in bulk (the calls by name only when an arch is linked
+    anew)."""
+
+    def __init__(self, conn: sqlite3.Connection, tree: Path, facts: ArchFacts, series: str,
+                 changes: IndexChanges | None) -> None:
         self.conn = conn
         self.tree = tree
         self.facts = facts
+        self.changes = changes
         self.config_rules = load_catalogue(series).config
         self.shared = shared_kconfig(tree)
         self.by_name: dict[str, list[DefinitionRow]] = defaultdict(list)
@@ -141,31 +199,73 @@ class _Linker:
         self.generic_headers = sorted(
             {d.file for group in self.by_name.values() for d in group if d.file.startswith(_ASM_GENERIC)}
         )
-        self.direct_calls = link_facts.direct_calls(conn)
         self.field_calls = link_facts.field_calls(conn)
         self.bindings = link_facts.bindings(conn)
-        self.shadowed = link_facts.local_names(conn)
         self.structs = StructNames(link_facts.typedef_types(conn), link_facts.member_types(conn))
+
+    @cached_property
+    def direct_calls(self) -> list[DirectCall]:
+        return link_facts.direct_calls(self.conn)
+
+    @cached_property
+    def shadowed(self) -> set[tuple[int, str]]:
+        return link_facts.local_names(self.conn)
+
+    @cached_property
+    def scope(self) -> RelinkScope | None:
+        return None if self.changes is None else relink_scope(self.conn, self.changes, self.generic_headers)
 
     def link(self, run_id: int, arch: str) -> ArchLink:
         started = time.perf_counter()
         config = BuildConfig.load(self.tree, arch, self.facts, ConfigRules.for_arch(self.config_rules, arch),
                                   self.shared)
         resolver = Resolver(program_for(self.tree, arch, self.generic_headers), config, self.by_name)
-        edges: list[Edge] = []
-        calls = self._direct_edges(resolver, edges) + self._pointer_edges(resolver, edges)
-        resolved, count = link_facts.replace_edges(self.conn, run_id, arch, edges, calls)
-        return ArchLink(arch, calls, resolved, count, time.perf_counter() - started)
+        linked = link_facts.linked_arch(self.conn, arch)
+        scope = self._scope_after(linked)
+        if linked is None or scope is None:
+            calls, resolved, count = self._link_all(run_id, resolver)
+        else:
+            calls, resolved, count = self._relink(run_id, resolver, scope, linked)
+        return ArchLink(arch, calls, resolved, count, time.perf_counter() - started, incremental=scope is not None)
 
-    def _direct_edges(self, resolver: Resolver, edges: list[Edge]) -> int:
-        """Append the edges of `name(...)` calls; returns how many such calls the program has."""
+    def _link_all(self, run_id: int, resolver: Resolver) -> tuple[int, int, int]:
+        """Replace every edge of the arch; returns (calls, resolved calls, edges)."""
+        edges: list[Edge] = []
+        calls = self._direct_edges(resolver, self.direct_calls, self.shadowed, edges)
+        calls += self._pointer_edges(resolver, edges)
+        return calls, *link_facts.replace_edges(self.conn, run_id, resolver.program.arch, edges, calls)
+
+    def _relink(self, run_id: int, resolver: Resolver, scope: RelinkScope,
+                linked: LinkedArch) -> tuple[int, int, int]:
+        """Replace the edges of the calls `scope` reaches and of every call through a field; returns (calls,
+        resolved calls, edges)."""
+        arch = resolver.program.arch
+        recomputed = link_facts.calls_reaching(self.conn, arch, scope.paths, scope.names)
+        shadowed = link_facts.local_names(self.conn, {call.function_id for call in recomputed if call.function_id})
+        edges: list[Edge] = []
+        self._direct_edges(resolver, recomputed, shadowed, edges)
+        self._pointer_edges(resolver, edges)
+        calls = linked.calls - _visible(resolver, scope.before) + _visible(resolver, scope.after)
+        return calls, *link_facts.update_edges(self.conn, run_id, arch, [call.id for call in recomputed], edges, calls)
+
+    def _scope_after(self, linked: LinkedArch | None) -> RelinkScope | None:
+        """`scope` for an arch whose edges (written by the link `linked`) were current until the index run of
+        `changes`, the only one to change facts since; None for any other arch."""
+        if linked is None or self.changes is None:
+            return None
+        return self.scope if link_facts.index_runs_since(self.conn, linked.run_id) == [self.changes.run_id] else None
+
+    def _direct_edges(self, resolver: Resolver, direct_calls: list[DirectCall], shadowed: set[tuple[int, str]],
+                      edges: list[Edge]) -> int:
+        """Append the edges of the `name(...)` calls `direct_calls`, but of those naming a parameter or local of
+        their function (`shadowed`); returns how many of them the program has."""
         calls = 0
-        for call in self.direct_calls:
+        for call in direct_calls:
             call_guard = resolver.open_guard(call.file, call.condition)
             if call_guard is None:
                 continue
             calls += 1
-            if (call.function_id, call.callee) in self.shadowed:
+            if (call.function_id, call.callee) in shadowed:
                 continue  # a parameter or local of that name: a function pointer, not the global definition
             edges.extend(
                 Edge(resolver.program.arch, call.id, call.function_id, target.definition.id, target.kind,
@@ -185,6 +285,11 @@ class _Linker:
                 call_struct = self.structs.of_type(call.base_type)
                 edges.extend(_pointer_edges(resolver.program.arch, call, call_struct, call_guard, targets))
         return calls
+
+
+def _visible(resolver: Resolver, facts: TouchedFacts) -> int:
+    """Call sites of `facts` in the arch's program whose guard is not false."""
+    return sum(count for path, condition, count in facts.call_sites if resolver.open_guard(path, condition) is not None)
 
 
 @dataclass(frozen=True)

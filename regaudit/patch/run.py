@@ -6,9 +6,10 @@ hash and a superset of the arches, without a .config); everything of the patch h
 directory removed at the end: a copy of the database, the re-index of the touched files
 (`regaudit.index.index_overlay`, with the tree's attribute macros), the patched tree (`overlay.materialise`,
 a sparse view of links into the tree) and its audit for the arches whose build the touched files can be
-part of (a file under arch/<a>/ only arch <a>, any other file every arch). That audit checks only the seeds
-the patch can change (`regaudit.patch.impact`); the base audit's findings of the other seeds stand on the
-patched side.
+part of (a file under arch/<a>/ only arch <a>, any other file every arch), linked incrementally from the
+tree's edges when the touched files allow it (`regaudit.flow.link.relink_scope`). That audit checks only
+the seeds the patch can change (`regaudit.patch.impact`); the base audit's findings of the other seeds
+stand on the patched side.
 
 No audit is needed when the patch is inert: the facts did not change (every touched file is a .c file the
 index neither held nor would select) and no touched file is read as text by later stages (a .c file naming
@@ -131,7 +132,8 @@ def _patched_audit(tree: KernelTree, db_path: Path, patched: Patched, arches: li
             root = materialise(tree.root, patched, scratch / tree.root.name)
         with _timed(seconds, "patched audit"):
             say(f"auditing the patched tree ({', '.join(arches)})")
-            return audit_database(db, root, arches, progress=say, plan=planner), planner.selection
+            return (audit_database(db, root, arches, progress=say, plan=planner, changes=reindexed.changes),
+                    planner.selection)
 
 
 def _read_as_text(contents: dict[str, tuple[bytes | None, bytes | None]]) -> bool:
