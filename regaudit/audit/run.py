@@ -12,7 +12,7 @@ import multiprocessing
 import os
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,7 @@ from regaudit.errors import BadInput
 from regaudit.facts import audit_facts
 from regaudit.facts.link_facts import IndexChanges, current_links
 from regaudit.facts.store import FactStore, open_existing
-from regaudit.flow.bpf_helpers import HelperEntry
+from regaudit.flow.bpf_helpers import HelperEntry, bpf_helpers
 from regaudit.flow.link import link_database
 from regaudit.flow.propagate import arch_program
 from regaudit.ruleset.flow_rules import Bridge, load_bridges, load_sources
@@ -114,6 +114,8 @@ class _ArchJob:
     dotconfig: dict[str, bool] | None
     barriers: frozenset[tuple[str, str]]
     only: dict[str, set[SeedKey]]  # per arch, the seeds to check (all when the arch is missing)
+    # BPF helper lists by bridge name: generic C, derived once and shared by the arches (filled before forking)
+    helper_lists: dict[str, list[HelperEntry]] = field(default_factory=dict)
 
 
 _JOB: _ArchJob | None = None  # set in the parent before forking; the workers inherit it
@@ -123,9 +125,11 @@ def _check_arches(job: _ArchJob, arches: list[str], jobs: int | None) -> Iterato
     global _JOB
     workers = min(jobs or os.cpu_count() or 1, len(arches))
     if workers <= 1 or "fork" not in multiprocessing.get_all_start_methods():
-        helper_lists: dict[str, list[HelperEntry]] = {}
-        yield from (_check_arch(job, arch, helper_lists) for arch in arches)
+        yield from (_check_arch(job, arch) for arch in arches)
         return
+    for bridge in job.bridges:
+        if bridge.kind == "calls_helpers" and any(job.only.get(arch, True) for arch in arches):
+            job.helper_lists[bridge.name] = bpf_helpers(job.db_path, job.tree, bridge)
     _JOB = job
     try:
         with multiprocessing.get_context("fork").Pool(workers) as pool:
@@ -136,16 +140,16 @@ def _check_arches(job: _ArchJob, arches: list[str], jobs: int | None) -> Iterato
 
 def _check_forked(arch: str) -> ArchResult:
     assert _JOB is not None, "set before the fork"
-    return _check_arch(_JOB, arch, {})
+    return _check_arch(_JOB, arch)
 
 
-def _check_arch(job: _ArchJob, arch: str, helper_lists: dict[str, list[HelperEntry]]) -> ArchResult:
+def _check_arch(job: _ArchJob, arch: str) -> ArchResult:
     clock = time.perf_counter()
     only = job.only.get(arch)
     if only is not None and not only:
         return arch, ArchOutcome([], [], {}), 0.0
-    with arch_program(job.db_path, arch, job.dotconfig, job.barriers) as program:
-        check = ArchCheck(program, job.tree, job.models, job.bridges, job.maintainers, helper_lists)
+    with arch_program(job.db_path, arch, job.dotconfig, job.barriers, job.tree) as program:
+        check = ArchCheck(program, job.tree, job.models, job.bridges, job.maintainers, job.helper_lists)
         outcome = check.run(job.seeds, only)
     return arch, outcome, time.perf_counter() - clock
 

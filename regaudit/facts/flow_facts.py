@@ -93,13 +93,14 @@ class FlowFacts:
     query per table and function) costs less than grouping every fact of the database up front.
     """
 
-    def __init__(self, conn: sqlite3.Connection, arch: str) -> None:
-        """BadInput if `arch` is not linked in the database."""
+    def __init__(self, conn: sqlite3.Connection, arch: str, tree_path: str | None = None) -> None:
+        """BadInput if `arch` is not linked in the database. `tree_path`: the tree whose text goes with the facts
+        (default: the one the database was last indexed from)."""
         if not conn.execute("SELECT 1 FROM link_arches WHERE arch = ?", (arch,)).fetchone():
             raise BadInput(f"arch {arch} is not linked in this database: run the link stage first")
         self.conn, self.arch = conn, arch
         row = conn.execute("SELECT tree_path FROM runs WHERE stage = 'index' ORDER BY id DESC LIMIT 1").fetchone()
-        self.tree_path: str = row[0] if row else ""
+        self.tree_path: str = tree_path or (row[0] if row else "")
         self.member_types = member_types(conn)  # (struct tag, member) -> C type
         self.typedefs = typedef_types(conn)
         # file-scope variables (globals, per-CPU buffers) -> C type, None when the index saw none

@@ -313,15 +313,18 @@ def propagate(db_path: str | Path, arch: str, seeds: list[Seed]) -> tuple[list[R
 
 @contextmanager
 def arch_program(db_path: str | Path, arch: str, dotconfig: Mapping[str, bool] | None = None,
-                 barriers: frozenset[tuple[str, str]] = frozenset()) -> Iterator[FlowProgram]:
+                 barriers: frozenset[tuple[str, str]] = frozenset(),
+                 tree_path: str | Path | None = None) -> Iterator[FlowProgram]:
     """The arch's program, compiled as seeds reach its functions, to run many seeds on; `dotconfig`
     evaluates guards as a .config does.
 
-    `barriers`: (caller, callee) names of calls a frame is never passed through (rules' no_flow bridges).
+    `barriers`: (caller, callee) names of calls a frame is never passed through (rules' no_flow bridges);
+    `tree_path`: the tree whose text the walk reads (`return NAME;` lines, Kbuild), when it is not the one
+    the database was indexed from (`regaudit check`'s patched view).
     """
     conn = open_existing(Path(db_path)).conn
     try:
-        facts = FlowFacts(conn, arch)
+        facts = FlowFacts(conn, arch, str(tree_path) if tree_path is not None else None)
         tree = open_tree(facts.tree_path)
         rules = ConfigRules.for_arch(load_catalogue(kernel_series(tree.version)).config, arch)
         # Open while walking: the build config reads macro definitions when it meets a new guard.
