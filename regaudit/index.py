@@ -1,7 +1,8 @@
 """The index stage: kernel tree → fact database (library entry point `index_tree`).
 
 Orchestrates the prefilter fixpoint, parallel parsing (a process pool, one worker per core), reuse
-of facts by content hash, and the atomic publish of the database. It decides nothing about C
+of facts by content hash, the text facts of every file (regaudit.parse.text_scan, recomputed by every run
+that finds the tree changed), and the atomic publish of the database. It decides nothing about C
 syntax (parse/) or SQL (facts/).
 """
 
@@ -18,13 +19,15 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 
 from regaudit import __version__
 from regaudit.errors import BadInput
-from regaudit.facts import link_facts, read
+from regaudit.facts import link_facts, read, text_facts
 from regaudit.facts.store import FactStore
 from regaudit.parse.extract import FileFacts, extract_file, register_attribute_flags
 from regaudit.parse.prepare import Dialect, load_dialect
+from regaudit.parse.text_scan import TextScan, has_defines, has_protos, merged, scan_data, scan_files
 from regaudit.prefilter import FRAME_STRUCTS, SEED_TOKENS, new_tokens, stop_tokens
 from regaudit.resources import content_hash, data_dir
 from regaudit.tree import EXCLUDED_TOP_DIRS, KernelTree, SourceFile, arch_of, open_tree, walk_sources
@@ -34,6 +37,7 @@ from regaudit.tree import EXCLUDED_TOP_DIRS, KernelTree, SourceFile, arch_of, op
 MAX_FILE_BYTES = 8 * 1024 * 1024
 SCAN_CHUNK = 2000
 Progress = Callable[[str, int, int], None]
+_Item = TypeVar("_Item")
 
 
 @dataclass
@@ -84,6 +88,7 @@ def index_tree(tree_path: str | os.PathLike[str], db_path: Path, *, prefilter: s
         with _pool(tree, workers) as pool:
             selection = _Selection(tree, sources, store, pool, reusable, result, progress)
             tokens = selection.run(prefilter)
+            text = _scan_text(tree, sources, pool, selection.progress)
         previously_indexed = set(previous.files) if previous else set()
         for path in previously_indexed - set(selection.selected):
             store.forget_file(path)
@@ -93,6 +98,7 @@ def index_tree(tree_path: str | os.PathLike[str], db_path: Path, *, prefilter: s
             result.warnings.append((path, "symlink", "symbolic link not followed"))
         result.files_warned = len(result.warnings)
         read.replace_sources(store.conn, sources, selection.selected, tokens)
+        text_facts.replace_all(store.conn, text)
         store.invalidate_derived()
         store.db["runs"].insert(_run_row(tree, started_at, result, query_hash, prefilter, len(tokens)))
     result.seconds = time.monotonic() - started
@@ -102,7 +108,8 @@ def index_tree(tree_path: str | os.PathLike[str], db_path: Path, *, prefilter: s
 def index_overlay(tree_path: str | os.PathLike[str], db_path: Path, files: dict[str, bytes],
                   removed: list[str]) -> IndexResult:
     """Re-index the existing database `db_path` for a patched tree: replace the facts of `files` (tree-relative
-    path -> new content), forget those of `removed`, empty the audits, record the run, publish atomically.
+    path -> new content) and their text facts, forget those of `removed`, empty the audits, record the run,
+    publish atomically.
 
     For `regaudit check`, whose `db_path` is a scratch copy of the tree's database. A .c/.h file the walk
     considers is parsed when it was indexed or its new content names a prefilter token of the database (the
@@ -130,6 +137,8 @@ def index_overlay(tree_path: str | os.PathLike[str], db_path: Path, files: dict[
                 parsed = _parse_data(SourceFile(path, len(data), 0), data)
                 _store_parsed(store, parsed, result)
                 result.files_removed += parsed.facts is None and path in previous.files
+        text = merged(scan_data(path, data) for path, data in files.items() if _walked(path))
+        text_facts.replace_files(store.conn, [*files, *removed], text)
         store.invalidate_derived(keep_links=True)
         run = _run_row(tree, started_at, result, previous.query_hash, previous.prefilter, previous.token_count)
         run_id = store.db["runs"].insert(run).last_pk
@@ -191,7 +200,7 @@ class _Selection:
         return tokens
 
     def _scan(self, pending: list[SourceFile], tokens: list[str]) -> list[tuple[SourceFile, str]]:
-        chunks = [pending[i:i + SCAN_CHUNK] for i in range(0, len(pending), SCAN_CHUNK)]
+        chunks = _chunks(pending)
         matched: list[tuple[SourceFile, str]] = []
         with tempfile.NamedTemporaryFile("w", prefix="regaudit-tokens-", suffix=".txt") as token_file:
             token_file.write("\n".join(tokens) + "\n")
@@ -239,6 +248,26 @@ def _store_parsed(store: FactStore, parsed: _Parsed, result: IndexResult) -> Non
         result.warnings.append((path, *parsed.warning))
 
 
+def _scan_text(tree: KernelTree, sources: list[SourceFile], pool: multiprocessing.pool.Pool,
+               progress: Progress) -> TextScan:
+    """The text facts of every walked file of their kinds, with GNU grep over chunks of files: the pool's
+    workers take the .c files (many files, few matches) while this process takes the headers, whose ~340k
+    define rows would cost more to send back from a worker than to build here."""
+    protos = pool.map_async(_text_chunk, [(str(tree.root), chunk)
+                                          for chunk in _chunks([s.path for s in sources if has_protos(s.path)])])
+    headers = _chunks([source.path for source in sources if has_defines(source.path)])
+    scans = []
+    for done, chunk in enumerate(headers, start=1):
+        scans.append(scan_files(tree.root, chunk))
+        progress("reading text facts", done, len(headers))
+    return merged([*scans, *protos.get()])
+
+
+def _chunks(items: list[_Item]) -> list[list[_Item]]:
+    """`items` in runs of SCAN_CHUNK: few enough files for one grep command line."""
+    return [items[i:i + SCAN_CHUNK] for i in range(0, len(items), SCAN_CHUNK)]
+
+
 # -- worker processes ------------------------------------------------------------------------------
 
 _DIALECT: Dialect | None = None
@@ -273,6 +302,11 @@ def _scan_chunk(args: tuple[str, list[SourceFile], str]) -> list[tuple[SourceFil
         if len(parts) >= 3 and parts[1] in by_path:
             found.setdefault(parts[1], "unreadable")
     return [(by_path[path], token) for path, token in found.items()]
+
+
+def _text_chunk(args: tuple[str, list[str]]) -> TextScan:
+    root, paths = args
+    return scan_files(Path(root), paths)
 
 
 def _parse_task(args: tuple[str, SourceFile]) -> _Parsed:

@@ -16,10 +16,8 @@ model proves dead (x86 `perf_hw_regs(regs)` on a frame whose flags are 0), never
 from __future__ import annotations
 
 import re
-import subprocess
 from collections.abc import Callable
 from functools import cache
-from pathlib import Path
 
 from regaudit.arch.frames import FrameModel
 from regaudit.flow.propagate import FlowProgram, source_lines
@@ -37,7 +35,6 @@ NONZERO = _Nonzero()
 Value = frozenset[int] | _Nonzero | None
 _DEPTH = 4  # calls inlined into a condition
 _MACRO_DEPTH = 8  # object-like macros expanded into one value
-_DEFINE_LINE = re.compile(r"^\s*#\s*define\s+(\w+)\s+(.*?)\s*(?:/\*.*)?$", re.MULTILINE)
 _MACRO_NAME = re.compile(r"^_*[A-Z][A-Z0-9_]*$")  # how kernel constants are spelled; others are variables
 _MAX_VALUES = 16
 _NUMBER = re.compile(r"^(0[xX][0-9a-fA-F]+|\d+)[uUlL]*$")
@@ -205,7 +202,8 @@ class FrameOracle:
 
     def _define(self, name: str, depth: int) -> Value:
         """An object-like macro's value: the indexed #define the build takes, else every #define of it in the
-        arch's and the generic headers (text; they must all agree, as 32- and 64-bit arms of a mask do)."""
+        arch's and the generic headers (the `header_defines` text facts; they must all agree, as 32- and 64-bit
+        arms of a mask do)."""
         if depth >= _MACRO_DEPTH:
             return None
         self.consulted.add(name)
@@ -215,7 +213,7 @@ class FrameOracle:
         if taken or indexed:
             candidates = taken[:1]
         elif _MACRO_NAME.match(name):
-            candidates = list(_header_defines(self.program.facts.tree_path, config.arch, name))
+            candidates = list(self.program.text.header_define_values(config.arch, name))
         else:
             return None  # a variable, not a constant
         union: set[int] = set()
@@ -265,22 +263,3 @@ def _expression(condition: str) -> Node | None:
     value = declarator.child_by_field_name("value") if declarator is not None else None
     return value
 
-
-def _header_defines(tree: str, arch: str, name: str) -> tuple[str, ...]:
-    """The values of `#define name value` (single-line) in arch/<arch>/include and include/: files the index skipped."""
-    return _header_define_table(tree, arch).get(name, ())
-
-
-@cache
-def _header_define_table(tree: str, arch: str) -> dict[str, tuple[str, ...]]:
-    """Every single-line constant-looking #define of the arch's and the generic headers, read with one grep."""
-    roots = [Path(tree) / "arch" / arch / "include", Path(tree) / "include"]
-    command = ["grep", "-rhE", "--include=*.h", r"^\s*#\s*define\s+_*[A-Z][A-Z0-9_]*\s+[^\\]*$",
-               *map(str, roots)]
-    result = subprocess.run(command, capture_output=True, text=True, errors="replace", check=False)
-    table: dict[str, list[str]] = {}
-    for match in _DEFINE_LINE.finditer(result.stdout):
-        values = table.setdefault(match[1], [])
-        if match[2] not in values:
-            values.append(match[2])
-    return {name: tuple(values) for name, values in table.items()}

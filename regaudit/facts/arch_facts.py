@@ -10,13 +10,12 @@ semantics or decides which definition an architecture uses. It never writes.
 from __future__ import annotations
 
 import functools
-import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
-from regaudit.facts.store import open_existing
+from regaudit.facts.store import FactReader
 
 
 @dataclass(frozen=True)
@@ -185,21 +184,12 @@ def _memoized(method: _Read) -> _Read:
 _DEFINITION_COLUMNS = "id, name, kind, file, line, end_line, weak, return_type, macro_body, condition"
 
 
-class ArchFacts:
+class ArchFacts(FactReader):
     """Read-only view of one fact database; answers are cached, so ask freely."""
 
     def __init__(self, db_path: Path) -> None:
-        self._conn: sqlite3.Connection = open_existing(db_path).conn
+        super().__init__(db_path)
         self._memo: dict[tuple[Any, ...], Any] = {}
-
-    def close(self) -> None:
-        self._conn.close()
-
-    def __enter__(self) -> ArchFacts:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
 
     def kernel_version(self) -> str:
         """Version of the tree the last finished index run read, e.g. '7.3.4'."""

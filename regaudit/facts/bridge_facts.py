@@ -11,13 +11,11 @@ expression (`ARG_PTR_TO_CTX | PTR_MAYBE_NULL`) is missing from `proto_fields`.
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
-from pathlib import Path
 
-from regaudit.facts.store import open_existing
+from regaudit.facts.store import FactReader
+from regaudit.parse.text_scan import PROTO_TAG
 
-PROTO_TAG = "bpf_func_proto"
 PROTO_STRUCT = f"struct {PROTO_TAG}"
 
 
@@ -38,20 +36,8 @@ class ProtoField:
     condition: str
 
 
-class BridgeFacts:
+class BridgeFacts(FactReader):
     """Read-only view of one fact database for the bridge derivations."""
-
-    def __init__(self, db_path: Path) -> None:
-        self._conn: sqlite3.Connection = open_existing(db_path).conn
-
-    def close(self) -> None:
-        self._conn.close()
-
-    def __enter__(self) -> BridgeFacts:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
 
     def proto_function_definitions(self, name: str) -> tuple[Location, ...]:
         """Definitions of function `name` whose return type is a `struct bpf_func_proto` pointer."""

@@ -116,7 +116,8 @@ def table_counts(db_path: Path) -> dict[str, int]:
     """Rows per fact table, for summaries."""
     db = open_existing(db_path)
     tables = ("files", "functions", "params", "variables", "defines", "calls", "call_args", "accesses",
-              "assignments", "bindings", "structs", "struct_members", "typedefs", "warnings")
+              "assignments", "bindings", "structs", "struct_members", "typedefs", "header_defines",
+              "bpf_proto_definitions", "warnings")
     counts = {table: db.execute(f"SELECT count(*) FROM {table}").fetchone()[0] for table in tables}
     db.conn.close()
     return counts

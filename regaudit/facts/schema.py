@@ -359,6 +359,32 @@ CREATE TABLE seed_scopes (
 );
 CREATE INDEX seed_scopes_audit ON seed_scopes(audit_id, arch);
 """,
+    # 7: text facts (regaudit.parse.text_scan): read by the index stage from the raw text of every file of
+    # their kind the tree walk considers (not tools/, scripts/, ...), selected by the prefilter or not, so
+    # later stages need not grep the tree.
+    """
+CREATE TABLE header_defines (
+    file TEXT NOT NULL,             -- a .h file under include/ or arch/<arch>/include/
+    arch TEXT NOT NULL,             -- 'generic' for include/, else the <arch> of arch/<arch>/include/
+    line INTEGER NOT NULL,
+    name TEXT NOT NULL,             -- spelled like a kernel constant: _*[A-Z][A-Z0-9_]*
+    value TEXT NOT NULL             -- replacement text before any /* comment, trimmed; '' for `#define X ` (blanks)
+);
+-- Every single-line object-like #define of a constant-looking name (no backslash on the line), whatever #if
+-- guards it: the frame oracle folds the values a name has in an arch's and the generic headers when the
+-- index saw no definition of it (the file was not selected).
+CREATE TABLE bpf_proto_definitions (
+    file TEXT NOT NULL,             -- a .c file
+    line INTEGER NOT NULL,          -- line where the definition starts
+    name TEXT NOT NULL,
+    kind TEXT NOT NULL              -- 'variable' (`struct bpf_func_proto NAME = {`) or 'function' (a function
+                                    -- returning `struct bpf_func_proto *`)
+);
+-- Where the BPF helper walk (regaudit.flow.bpf_helpers) reads a proto or func_proto function the index did
+-- not parse; whatever #if guards it.
+CREATE INDEX header_defines_name ON header_defines(name);
+CREATE INDEX bpf_proto_definitions_name ON bpf_proto_definitions(name);
+""",
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -3,7 +3,11 @@
 `FactStore` opens a *working copy* of the database (a fresh file, or a copy of the existing one)
 next to the target; the caller commits with `publish()`, which fsyncs and renames it over the
 target. A killed run leaves the previous database untouched (at worst a stray `.tmp-*` file, which
-the next run removes). Only this module and `facts.read` issue SQL against fact tables.
+the next run removes). Only this module, `facts.read` (the index's bookkeeping) and `facts.text_facts`
+(the text facts) write fact tables.
+
+It also owns opening a database for reading: `open_existing` refuses what regaudit did not write, and
+`FactReader` is the connection the read views of later stages (`facts.*_facts`) hold.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import shutil
 import sqlite3
 import tempfile
 from pathlib import Path
+from typing import Self
 
 import sqlite_utils
 
@@ -47,6 +52,23 @@ def open_existing(path: Path) -> sqlite_utils.Database:
     if version > SCHEMA_VERSION:
         raise BadInput(f"{path}: written by a newer regaudit (schema {version} > {SCHEMA_VERSION})")
     return sqlite_utils.Database(conn)
+
+
+class FactReader:
+    """A read-only connection to a fact database (`open_existing`), closed at the end of a `with` block: the
+    base of the intent-level read views (ArchFacts, BridgeFacts, TextFacts)."""
+
+    def __init__(self, db_path: Path) -> None:
+        self._conn: sqlite3.Connection = open_existing(db_path).conn
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
 
 class FactStore:

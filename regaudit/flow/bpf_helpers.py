@@ -7,8 +7,8 @@ Owns `bpf_helpers`: it reads the `proto_function`'s body (every `return &X;`, bo
 protos whose `argN_type` is ARG_PTR_TO_CTX (or ARG_PTR_TO_CTX_OR_NULL). A `case` an outer function
 already answered is not taken again from an inner one (kprobe's BPF_FUNC_get_func_ip never reaches
 bpf_tracing_func_proto's). Sources: the fact database (function locations, `.func`/`.argN_type`
-bindings), else the tree's text (`regaudit.flow.c_text`), whose `*.c` files naming the proto struct
-are found with GNU grep.
+bindings), else the tree's text (`regaudit.flow.c_text`) of the `*.c` files the database's text facts
+list as defining the proto or function (`bpf_proto_definitions`).
 
 Limits: a proto whose initializer is found in no `*.c` file is left out; a proto field written as an
 expression is read only when the database has no fields for that proto (text fallback); a func_proto
@@ -19,22 +19,19 @@ a function already walked is not walked again from another path.
 from __future__ import annotations
 
 import re
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from functools import cache
 from pathlib import Path
 
 from regaudit.errors import BadInput
 from regaudit.facts.bridge_facts import PROTO_TAG, BridgeFacts, ProtoField
+from regaudit.facts.text_facts import TextFacts
 from regaudit.flow.c_text import CFile, descendants, enclosing, parse_file
 from regaudit.parse.c_syntax import Node, text
 from regaudit.ruleset.flow_rules import Bridge
 
 _CTX_ARG = re.compile(r"^ARG_PTR_TO_CTX(?:_OR_NULL)?$")
 _ARG_FIELD = re.compile(r"^arg(\d+)_type$")
-_PROTO_VARIABLE = re.compile(rb"struct\s+" + PROTO_TAG.encode() + rb"\s+(\w+)\s*=\s*\{")
-_PROTO_FUNCTION = re.compile(rb"struct\s+" + PROTO_TAG.encode() + rb"\s*\*\s*(\w+)\s*\(")
 
 
 @dataclass(frozen=True)
@@ -70,6 +67,7 @@ class _ProtoWalker:
     """Walks func_proto functions from one start, through the database and the tree's text."""
 
     facts: BridgeFacts
+    text: TextFacts
     tree: Path
     entries: list[HelperEntry] = field(default_factory=list)
     seen: set[str] = field(default_factory=set)
@@ -77,7 +75,7 @@ class _ProtoWalker:
     def function(self, name: str) -> tuple[CFile, Node] | None:
         """The definition of func_proto function `name`: the database's, else a `*.c` file's text."""
         files = [loc.file for loc in self.facts.proto_function_definitions(name)]
-        files += _text_index(self.tree).functions.get(name, [])
+        files += self.text.proto_files(name, "function")
         for relative in dict.fromkeys(files):
             source = parse_file(self.tree, relative)
             node = source.function(name)
@@ -126,7 +124,7 @@ class _ProtoWalker:
         fields = self.facts.proto_fields(name)
         if fields:
             return _Proto(name, fields)
-        for relative in _text_index(self.tree).protos.get(name, []):
+        for relative in self.text.proto_files(name, "variable"):
             found = _proto_from_text(parse_file(self.tree, relative), name)
             if found is not None:
                 return found
@@ -174,34 +172,11 @@ def _proto_from_text(source: CFile, name: str) -> _Proto | None:
     return None
 
 
-@dataclass(frozen=True)
-class _TextIndex:
-    """Which `*.c` files of the tree define a bpf_func_proto variable or a function returning one."""
-
-    protos: dict[str, list[str]]
-    functions: dict[str, list[str]]
-
-
-@cache
-def _text_index(tree: Path) -> _TextIndex:
-    protos: dict[str, list[str]] = {}
-    functions: dict[str, list[str]] = {}
-    # GNU grep finds the few files that name the struct at all; only those are read here.
-    listed = subprocess.run(["grep", "-rlF", "--include=*.c", "--exclude-dir=.git", PROTO_TAG, "."], cwd=tree,
-                            capture_output=True, check=False).stdout.decode(errors="replace")
-    for relative in sorted(line.removeprefix("./") for line in listed.splitlines() if line):
-        data = (tree / relative).read_bytes()
-        for pattern, found in ((_PROTO_VARIABLE, protos), (_PROTO_FUNCTION, functions)):
-            for match in pattern.finditer(data):
-                found.setdefault(match[1].decode(), []).append(relative)
-    return _TextIndex(protos, functions)
-
-
 def bpf_helpers(db_path: Path, tree: Path, bridge: Bridge) -> list[HelperEntry]:
     """Helpers `bridge.proto_function` makes available whose proto takes the ctx, in walk order."""
     start = bridge.expect("calls_helpers", bridge.proto_function)
-    with BridgeFacts(db_path) as facts:
-        walker = _ProtoWalker(facts, tree)
+    with BridgeFacts(db_path) as facts, TextFacts(db_path) as text:
+        walker = _ProtoWalker(facts, text, tree)
         if walker.function(start) is None:
             raise BadInput(f"bridge {bridge.name}: no function {start} returning a bpf_func_proto in {tree}")
         walker.walk(start, (), frozenset())

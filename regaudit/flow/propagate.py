@@ -57,6 +57,7 @@ from regaudit.facts.flow_facts import (
     FlowFacts,
 )
 from regaudit.facts.store import open_existing
+from regaudit.facts.text_facts import TextFacts
 from regaudit.flow.link import program_for
 from regaudit.ruleset.load import kernel_series
 from regaudit.tree import open_tree
@@ -327,10 +328,11 @@ def arch_program(db_path: str | Path, arch: str, dotconfig: Mapping[str, bool] |
         facts = FlowFacts(conn, arch, str(tree_path) if tree_path is not None else None)
         tree = open_tree(facts.tree_path)
         rules = ConfigRules.for_arch(load_catalogue(kernel_series(tree.version)).config, arch)
-        # Open while walking: the build config reads macro definitions when it meets a new guard.
-        with ArchFacts(Path(db_path)) as arch_facts:
+        # Open while walking: the build config reads macro definitions when it meets a new guard, a branch
+        # oracle header constants.
+        with ArchFacts(Path(db_path)) as arch_facts, TextFacts(Path(db_path)) as text_facts:
             yield FlowProgram(facts, BuildConfig.load(tree.root, arch, arch_facts, rules, dotconfig=dotconfig),
-                              Path(db_path), barriers)
+                              Path(db_path), text_facts, barriers)
     finally:
         conn.close()
 
@@ -342,9 +344,10 @@ class FlowProgram:
     candidates are the functions whose facts name the cell's field or variable, compiled then.
     """
 
-    def __init__(self, facts: FlowFacts, config: BuildConfig, db_path: Path,
+    def __init__(self, facts: FlowFacts, config: BuildConfig, db_path: Path, text: TextFacts,
                  barriers: frozenset[tuple[str, str]] = frozenset()) -> None:
-        self.facts, self.config, self.db_path, self.barriers = facts, config, db_path, barriers
+        """`text`: the database's text facts, for branch oracles (header constants the index did not parse)."""
+        self.facts, self.config, self.db_path, self.text, self.barriers = facts, config, db_path, text, barriers
         self.program = program_for(Path(facts.tree_path), config.arch, facts.generic_header_files())
         self.embeddings: dict[tuple[str, str], set[HeapKey]] = defaultdict(set)  # (tag, field) -> object cells
         self.embedded: dict[HeapKey, set[tuple[str, str]]] = defaultdict(set)  # object cell -> (tag, field)
