@@ -47,11 +47,13 @@ SeedPlan = Callable[[list[FrameModel], list[SourceSeed]], dict[str, set[SeedKey]
 def audit_database(db_path: Path, tree_path: str | Path, arches: list[str] | None = None,
                    config: Path | None = None, progress: Progress | None = None,
                    jobs: int | None = None, plan: SeedPlan | None = None,
-                   changes: IndexChanges | None = None) -> dict[str, Any]:
+                   changes: IndexChanges | None = None,
+                   helper_lists: dict[str, list[HelperEntry]] | None = None) -> dict[str, Any]:
     """Check an indexed tree for `arches` (default: every arch of the tree with frame rules); the audit document.
 
     `plan`: which seeds to check per arch (default: all); `changes`: what the database's last index run
-    changed, so that arches linked before it are relinked incrementally (`link_database`).
+    changed, so that arches linked before it are relinked incrementally (`link_database`); `helper_lists`:
+    BPF helper lists by bridge known to hold for this tree (derived again otherwise).
 
     The arches are checked in `jobs` processes (default: one per core), forked after the seeds, frame models
     and bridges are built; each worker reads the facts its walks reach from the database.
@@ -76,7 +78,7 @@ def audit_database(db_path: Path, tree_path: str | Path, arches: list[str] | Non
     bridges = load_bridges(series)
     barriers = frozenset((b.caller, b.function) for b in bridges if b.kind == "no_flow" and b.caller)
     job = _ArchJob(db_path, tree.root, models, bridges, Maintainers.load(tree.root, series), seeds, dotconfig,
-                   barriers, plan(models, seeds) if plan else {})
+                   barriers, plan(models, seeds) if plan else {}, dict(helper_lists or {}))
     findings: list[dict[str, Any]] = []
     cleans: list[dict[str, Any]] = []
     scopes: list[dict[str, Any]] = []
@@ -97,6 +99,8 @@ def audit_database(db_path: Path, tree_path: str | Path, arches: list[str] | Non
         audit_facts.add_findings(store.conn, audit_id, findings)
         audit_facts.add_clean(store.conn, audit_id, cleans)
         audit_facts.add_scopes(store.conn, audit_id, scopes)
+        audit_facts.add_helper_lists(store.conn, audit_id, {name: [entry.to_json() for entry in entries]
+                                                            for name, entries in job.helper_lists.items()})
         audit_facts.finish_audit(store.conn, audit_id, _now())
     return load_document(db_path)
 
@@ -128,7 +132,8 @@ def _check_arches(job: _ArchJob, arches: list[str], jobs: int | None) -> Iterato
         yield from (_check_arch(job, arch) for arch in arches)
         return
     for bridge in job.bridges:
-        if bridge.kind == "calls_helpers" and any(job.only.get(arch, True) for arch in arches):
+        if (bridge.kind == "calls_helpers" and bridge.name not in job.helper_lists
+                and any(job.only.get(arch, True) for arch in arches)):
             job.helper_lists[bridge.name] = bpf_helpers(job.db_path, job.tree, bridge)
     _JOB = job
     try:

@@ -3,8 +3,8 @@
 Owns the reads that turn rules/sources.toml entries into concrete places (call sites of a builder
 with their caller and arguments, functions by name) and the write and read of one audit: the
 `audits`, `frame_models`, `findings`, `finding_hops` and `clean_sources` tables (schema migration
-3) and the `seed_scopes` table (migration 6). It decides nothing about what is a finding (that is
-`regaudit.audit.check`).
+3), the `seed_scopes` table (migration 6) and `bpf_helper_lists` (migration 8). It decides nothing
+about what is a finding (that is `regaudit.audit.check`).
 """
 
 from __future__ import annotations
@@ -134,6 +134,16 @@ def scopes_of(conn: sqlite3.Connection, audit_id: int) -> list[dict[str, Any]]:
         "WHERE audit_id = ? ORDER BY rowid", (audit_id,))
     return [{"arch": arch, "source": {"rule": rule, "function": function, "file": file, "line": line},
              "scope": json.loads(scope)} for arch, rule, function, file, line, scope in rows]
+
+
+def add_helper_lists(conn: sqlite3.Connection, audit_id: int, lists: dict[str, list[dict[str, Any]]]) -> None:
+    conn.executemany("INSERT INTO bpf_helper_lists (audit_id, bridge, helpers) VALUES (?, ?, ?)",
+                     ((audit_id, bridge, json.dumps(helpers)) for bridge, helpers in sorted(lists.items())))
+
+
+def helper_lists_of(conn: sqlite3.Connection, audit_id: int) -> dict[str, list[dict[str, Any]]]:
+    rows = conn.execute("SELECT bridge, helpers FROM bpf_helper_lists WHERE audit_id = ?", (audit_id,))
+    return {bridge: json.loads(helpers) for bridge, helpers in rows}
 
 
 def latest_audit(conn: sqlite3.Connection) -> dict[str, Any] | None:

@@ -385,6 +385,16 @@ CREATE TABLE bpf_proto_definitions (
 CREATE INDEX header_defines_name ON header_defines(name);
 CREATE INDEX bpf_proto_definitions_name ON bpf_proto_definitions(name);
 """,
+    # 8: the BPF helpers an audit derived per calls_helpers bridge, reused by `regaudit check` when a patch
+    # leaves the helper protos alone.
+    """
+CREATE TABLE bpf_helper_lists (
+    audit_id INTEGER NOT NULL,      -- audits.id
+    bridge TEXT NOT NULL,           -- the rules/bridges.toml entry (kind calls_helpers)
+    helpers TEXT NOT NULL           -- JSON list of {"helper", "proto", "function", "ctx_positions", "via", "file",
+                                    -- "line", "condition"}: the helpers whose proto takes the ctx, in walk order
+);
+""",
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -395,7 +405,7 @@ PER_FILE_TABLES = ("functions", "variables", "defines", "calls", "accesses", "as
                    "structs", "typedefs")
 # Tables later stages derive from the facts; the index stage empties them whenever a fact changes.
 DERIVED_TABLES = ("edges", "link_arches", "audits", "frame_models", "findings", "finding_hops", "clean_sources",
-                  "seed_scopes")
+                  "seed_scopes", "bpf_helper_lists")
 CHILD_TABLES = {"params": ("function_id", "functions"), "call_args": ("call_id", "calls"),
                 "struct_members": ("struct_id", "structs")}
 

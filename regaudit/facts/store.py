@@ -3,8 +3,12 @@
 `FactStore` opens a *working copy* of the database (a fresh file, or a copy of the existing one)
 next to the target; the caller commits with `publish()`, which fsyncs and renames it over the
 target. A killed run leaves the previous database untouched (at worst a stray `.tmp-*` file, which
-the next run removes). Only this module, `facts.read` (the index's bookkeeping) and `facts.text_facts`
-(the text facts) write fact tables.
+the next run removes). Inside `disposable_databases(directory)` (`regaudit check`'s scratch directory)
+a database under that directory is written in place instead: it is removed with the directory, so neither
+the copy nor the fsync that protect a database the user keeps is worth its time.
+
+Only this module, `facts.read` (the index's bookkeeping) and `facts.text_facts` (the text facts) write
+fact tables.
 
 It also owns opening a database for reading: `open_existing` refuses what regaudit did not write, and
 `FactReader` is the connection the read views of later stages (`facts.*_facts`) hold.
@@ -18,6 +22,8 @@ import os
 import shutil
 import sqlite3
 import tempfile
+from collections.abc import Iterator
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Self
 
@@ -37,6 +43,17 @@ from regaudit.parse.extract import FileFacts
 _ID_TABLES = {"functions": "function_id", "calls": "call_id", "structs": "struct_id"}
 _TEMP_PREFIX = ".regaudit-tmp-"
 _LINK_TABLES = ("edges", "link_arches")
+_DISPOSABLE: ContextVar[Path | None] = ContextVar("disposable_databases", default=None)
+
+
+@contextlib.contextmanager
+def disposable_databases(directory: Path) -> Iterator[None]:
+    """Within the block, FactStore writes databases under `directory` in place (see the module docstring)."""
+    token = _DISPOSABLE.set(directory.resolve())
+    try:
+        yield
+    finally:
+        _DISPOSABLE.reset(token)
 
 
 def open_existing(path: Path) -> sqlite_utils.Database:
@@ -85,10 +102,15 @@ class FactStore:
         fcntl.flock(self._lock, fcntl.LOCK_EX)
         for stray in target.parent.glob(f"{_TEMP_PREFIX}{target.name}.*"):
             stray.unlink(missing_ok=True)  # left by a killed run
-        fd, name = tempfile.mkstemp(prefix=f"{_TEMP_PREFIX}{target.name}.", dir=target.parent)
-        os.close(fd)
-        self.path = Path(name)
-        if target.exists():
+        scratch = _DISPOSABLE.get()
+        self.in_place = scratch is not None and target.resolve().is_relative_to(scratch)
+        if self.in_place:
+            self.path = target
+        else:
+            fd, name = tempfile.mkstemp(prefix=f"{_TEMP_PREFIX}{target.name}.", dir=target.parent)
+            os.close(fd)
+            self.path = Path(name)
+        if target.exists() and not self.in_place:
             _check_readable(target)
             shutil.copyfile(target, self.path)
         self.conn = sqlite3.connect(self.path, isolation_level=None)
@@ -168,6 +190,9 @@ class FactStore:
         self.conn.execute("COMMIT")
         self.conn.execute("PRAGMA journal_mode = DELETE")
         self.conn.close()
+        if self.in_place:
+            self._lock.close()
+            return
         with open(self.path, "rb+") as handle:
             os.fsync(handle.fileno())
         umask = os.umask(0)

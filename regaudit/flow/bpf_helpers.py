@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from regaudit.errors import BadInput
 from regaudit.facts.bridge_facts import PROTO_TAG, BridgeFacts, ProtoField
@@ -44,6 +45,13 @@ class HelperEntry:
     file: str
     line: int  # the `return &X_proto;` line
     condition: str  # #if guard around that line, '' when none
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> HelperEntry:
+        return cls(**{**data, "ctx_positions": tuple(data["ctx_positions"]), "via": tuple(data["via"])})
 
 
 

@@ -34,6 +34,7 @@ from regaudit.audit.check import SeedKey, seed_key
 from regaudit.audit.seeds import SourceSeed
 from regaudit.facts import audit_facts, change_facts
 from regaudit.facts.store import open_existing
+from regaudit.flow.bpf_helpers import HelperEntry
 from regaudit.flow.propagate import Scope
 from regaudit.tree import arch_of
 
@@ -160,6 +161,21 @@ def base_scopes(db_path: Path) -> list[dict[str, Any]]:
         return audit_facts.scopes_of(conn, audit["id"]) if audit else []
     finally:
         conn.close()
+
+
+def standing_helper_lists(db_path: Path, change: Change, touched: list[str]) -> dict[str, list[HelperEntry]]:
+    """The BPF helper lists of the database's latest audit that hold for the patched tree: all of them when no
+    proto or func_proto function changed (else the change is whole), but those citing a line of a touched file."""
+    if change.whole:
+        return {}
+    conn = open_existing(db_path).conn
+    try:
+        audit = audit_facts.latest_audit(conn)
+        lists = audit_facts.helper_lists_of(conn, audit["id"]) if audit else {}
+    finally:
+        conn.close()
+    return {bridge: [HelperEntry.from_json(entry) for entry in entries] for bridge, entries in lists.items()
+            if not any(entry["file"] in touched for entry in entries)}
 
 
 def arches_touched(touched: list[str], arches: list[str]) -> list[str]:

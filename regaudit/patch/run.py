@@ -37,9 +37,17 @@ from regaudit.audit.document import load_document
 from regaudit.audit.run import audit_database, auditable_arches
 from regaudit.errors import BadInput
 from regaudit.facts.bridge_facts import PROTO_TAG
+from regaudit.facts.store import disposable_databases
 from regaudit.index import index_overlay
 from regaudit.patch.compare import Comparison, compare
-from regaudit.patch.impact import SeedPlanner, Selection, arches_touched, base_scopes, compare_facts
+from regaudit.patch.impact import (
+    SeedPlanner,
+    Selection,
+    arches_touched,
+    base_scopes,
+    compare_facts,
+    standing_helper_lists,
+)
 from regaudit.patch.overlay import Patched, materialise
 from regaudit.resources import data_dir
 from regaudit.ruleset.load import ruleset_hash
@@ -113,7 +121,7 @@ def _patched_audit(tree: KernelTree, db_path: Path, patched: Patched, arches: li
                    full: bool) -> tuple[dict[str, Any] | None, Selection | None]:
     """The audit of the patched tree for `arches`, of the seeds the patch can change, and which those are;
     (None, None) when the patch is inert."""
-    with _scratch() as scratch:
+    with _scratch() as scratch, disposable_databases(scratch):
         with _timed(seconds, "re-index"):
             db = scratch / "facts.db"
             shutil.copyfile(db_path, db)
@@ -128,12 +136,13 @@ def _patched_audit(tree: KernelTree, db_path: Path, patched: Patched, arches: li
             change = compare_facts(db_path, db, contents)
             planner = SeedPlanner([] if full else base_scopes(db_path), on_disk["frames"], change, arches,
                                   patched.touched)
+            helpers = {} if full else standing_helper_lists(db_path, change, patched.touched)
         with _timed(seconds, "overlay"):
             root = materialise(tree.root, patched, scratch / tree.root.name)
         with _timed(seconds, "patched audit"):
             say(f"auditing the patched tree ({', '.join(arches)})")
-            return (audit_database(db, root, arches, progress=say, plan=planner, changes=reindexed.changes),
-                    planner.selection)
+            return (audit_database(db, root, arches, progress=say, plan=planner, changes=reindexed.changes,
+                                   helper_lists=helpers), planner.selection)
 
 
 def _read_as_text(contents: dict[str, tuple[bytes | None, bytes | None]]) -> bool:

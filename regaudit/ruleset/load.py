@@ -12,6 +12,7 @@ import re
 import tomllib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -103,8 +104,17 @@ def rule_paths(kind: str) -> list[Path]:
 
 
 def load_rules(kind: str) -> list[RuleFile]:
-    """Load and validate every rules file of `kind` (e.g. "frames"); the first bad one raises."""
-    return [load_rule_file(path, kind) for path in rule_paths(kind)]
+    """Load and validate every rules file of `kind` (e.g. "frames"); the first bad one raises.
+
+    Parsed once per process while the files are unchanged (every stage reads the frame rules); the documents
+    are shared, so callers only read them."""
+    stamps = tuple((path, path.stat().st_mtime_ns, path.stat().st_size) for path in rule_paths(kind))
+    return list(_loaded_rules(kind, stamps))
+
+
+@cache
+def _loaded_rules(kind: str, stamps: tuple[tuple[Path, int, int], ...]) -> tuple[RuleFile, ...]:
+    return tuple(load_rule_file(path, kind) for path, _mtime, _size in stamps)
 
 
 def load_all_rules() -> list[RuleFile]:
