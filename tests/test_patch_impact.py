@@ -131,3 +131,8 @@ def test_a_seed_is_checked_again_only_when_its_scope_meets_the_change() -> None:
 def test_a_whole_change_checks_every_seed() -> None:
     planner = plan(Change(whole="a #define in kernel/perf.c changed"), {"elsewhere": Scope()})
     assert planner.selection.run == {} and planner.selection.kept == {}
+
+
+def test_comments_and_white_space_inside_a_function_change_nothing(tmp_path: Path) -> None:
+    change = change_of(tmp_path, edited("\treturn regs->ip;\n", "\t/* the ip */\n        return  regs->ip;  \n"))
+    assert (change.whole, change.functions) == ("", set())

@@ -46,32 +46,31 @@ def binding_rows(conn: sqlite3.Connection, path: str) -> set[tuple[Any, ...]]:
 
 
 def function_signatures(conn: sqlite3.Connection, path: str) -> dict[tuple[str, int], Signature]:
-    """(name, n-th definition of that name in the file) -> (its facts as text, relative to its first line; the
-    words its member paths and variables name; its first and last line)."""
+    """(name, n-th definition of that name in the file) -> (its facts as text, each line number replaced by its
+    rank among the function's lines, so lines added or removed elsewhere in it compare equal while the order
+    of its facts (which a reassignment kill reads) does not; the words its member paths and variables name;
+    its first and last line)."""
     signatures: dict[tuple[str, int], Signature] = {}
     seen: dict[str, int] = defaultdict(int)
     functions = conn.execute(
         "SELECT id, name, kind, line, end_line, storage, inline, weak, return_type, macro_body, condition "
         "FROM functions WHERE file = ? ORDER BY line", (path,))
     for function_id, name, kind, line, end_line, *rest in list(functions):
-        parts: list[Any] = [kind, end_line - line, *rest]
-        words: set[str] = set()
-        for table in _FUNCTION_TABLES:
-            rows = _function_rows(conn, table, function_id, line)
-            parts.append(rows)
-            words |= _named_words(rows)
-        calls = _function_rows(conn, "calls", function_id, line, keep_id=True)
+        tables = {table: _function_rows(conn, table, function_id) for table in _FUNCTION_TABLES}
+        calls = _function_rows(conn, "calls", function_id, keep_id=True)
         for call in calls:
-            call["args"] = _function_rows(conn, "call_args", call.pop("id"), line, key="call_id")
-            words |= _named_words(call["args"])
-        parts.append(calls)
+            call["args"] = _function_rows(conn, "call_args", call.pop("id"), key="call_id")
+        rows = [row for table_rows in (*tables.values(), calls) for row in table_rows]
+        _rank_lines(rows, line)
+        words = _named_words(rows) | _named_words([arg for call in calls for arg in call["args"]])
         ordinal = seen[name]
         seen[name] += 1
-        signatures[(name, ordinal)] = (json.dumps(parts, sort_keys=True, default=str), words, line, end_line)
+        text = json.dumps([kind, *rest, tables, calls], sort_keys=True, default=str)
+        signatures[(name, ordinal)] = (text, words, line, end_line)
     return signatures
 
 
-def _function_rows(conn: sqlite3.Connection, table: str, owner: int, start: int, key: str = "function_id",
+def _function_rows(conn: sqlite3.Connection, table: str, owner: int, key: str = "function_id",
                    keep_id: bool = False) -> list[dict[str, Any]]:
     cursor = conn.execute(f"SELECT * FROM {table} WHERE {key} = ? ORDER BY rowid", (owner,))
     columns = [description[0] for description in cursor.description]
@@ -79,13 +78,24 @@ def _function_rows(conn: sqlite3.Connection, table: str, owner: int, start: int,
     for values in cursor:
         row = {column: value for column, value in zip(columns, values, strict=True)
                if column not in _DROPPED_COLUMNS or (keep_id and column == "id")}
-        if "line" in row:
-            row["line"] -= start
         if "branches" in row:
-            row["branches"] = [[c, h, *((e - start if e and e > 0 else e) for e in rest)]
-                               for c, h, *rest in json.loads(row["branches"])]
+            row["branches"] = json.loads(row["branches"])
         rows.append(row)
     return rows
+
+
+def _rank_lines(rows: list[dict[str, Any]], start: int) -> None:
+    """Replace the line numbers of the rows (and the jump targets of their guard clauses) by their rank."""
+    lines = {start} | {row["line"] for row in rows if "line" in row}
+    lines |= {exit_line for row in rows for _c, _h, *exits in row.get("branches", ()) for exit_line in exits
+              if exit_line and exit_line > 0}
+    rank = {line: index for index, line in enumerate(sorted(lines))}
+    for row in rows:
+        if "line" in row:
+            row["line"] = rank[row["line"]]
+        if "branches" in row:
+            row["branches"] = [[c, h, *(rank[e] if e and e > 0 else e for e in exits)]
+                               for c, h, *exits in row["branches"]]
 
 
 def _named_words(rows: list[dict[str, Any]]) -> set[str]:

@@ -38,6 +38,7 @@ from regaudit.flow.bpf_helpers import HelperEntry
 from regaudit.flow.propagate import Scope
 from regaudit.tree import arch_of
 
+_COMMENT = re.compile(r"/\*.*?\*/|//[^\n]*", re.DOTALL)
 _CITATIONS = frozenset({"evidence", "member_evidence", "drift", "notes"})
 # Text of a file that stages read directly, not through the facts: a difference re-runs every seed.
 _TEXT_READ: dict[str, re.Pattern[bytes]] = {
@@ -106,6 +107,11 @@ def _whole_file_change(base: sqlite3.Connection, scratch: sqlite3.Connection, pa
         if change_facts.file_rows(base, table, path) != change_facts.file_rows(scratch, table, path):
             return f"a {table[:-1]} of {path} changed"
     return ""
+
+
+def _code(lines: list[str]) -> str:
+    """The text of a definition as the compiler sees it: comments and the amount of white space do not count."""
+    return " ".join(_COMMENT.sub(" ", "\n".join(lines)).split())
 
 
 def _lines(content: bytes | None) -> list[str]:
@@ -203,7 +209,7 @@ def _compare_functions(base: sqlite3.Connection, scratch: sqlite3.Connection, pa
     for key in set(before) | set(after):
         old, new = before.get(key), after.get(key)
         if old is None or new is None or old[0] != new[0] or (
-                lines[0][old[2] - 1:old[3]] != lines[1][new[2] - 1:new[3]]):
+                _code(lines[0][old[2] - 1:old[3]]) != _code(lines[1][new[2] - 1:new[3]])):
             name = key[0]
             change.functions.add((path, name))
             change.names.add(name)
