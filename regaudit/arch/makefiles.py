@@ -36,7 +36,7 @@ def build_symbols(tree: Path) -> dict[str, Gate]:
         match = _OBJ.match(line.removeprefix("./"))
         if match is None:
             continue
-        base = str(Path(match["file"]).parent)
+        base = match["file"].rpartition("/")[0] or "."
         for item in match["objects"].split():
             target = f"{base}/{item}" if base != "." else item
             if item.endswith(".o"):

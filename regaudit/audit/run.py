@@ -1,4 +1,4 @@
-"""`regaudit audit`'s pipeline after indexing: link what is missing, model the frames, check every arch, publish.
+"""`regaudit audit`'s pipeline after indexing: model the frames, link what is missing, check every arch, publish.
 
 Owns the order of the stages and the one write of an audit: the findings of every arch go into a
 working copy of the database that replaces it only when the whole audit finished (a failed or
@@ -63,10 +63,6 @@ def audit_database(db_path: Path, tree_path: str | Path, arches: list[str] | Non
     chosen = auditable_arches(tree.root, arches)
     dotconfig = read_dotconfig(config) if config is not None else None
     started = _now()
-    missing = sorted(set(chosen) - set(_linked(db_path)))
-    if missing:
-        say(f"linking {', '.join(missing)}")
-        link_database(db_path, tree.root, missing, changes)
     say("modelling frames")
     models = build_frame_models(tree.root, db_path, chosen)
     series = kernel_series(tree.version)
@@ -75,10 +71,15 @@ def audit_database(db_path: Path, tree_path: str | Path, arches: list[str] | Non
         seeds = source_seeds(conn, load_sources(series))
     finally:
         conn.close()
+    only = plan(models, seeds) if plan else {}
+    missing = sorted(arch for arch in set(chosen) - set(_linked(db_path)) if only.get(arch, True))
+    if missing:  # an arch with no seed to check needs no program
+        say(f"linking {', '.join(missing)}")
+        link_database(db_path, tree.root, missing, changes)
     bridges = load_bridges(series)
     barriers = frozenset((b.caller, b.function) for b in bridges if b.kind == "no_flow" and b.caller)
     job = _ArchJob(db_path, tree.root, models, bridges, Maintainers.load(tree.root, series), seeds, dotconfig,
-                   barriers, plan(models, seeds) if plan else {}, dict(helper_lists or {}))
+                   barriers, only, dict(helper_lists or {}))
     findings: list[dict[str, Any]] = []
     cleans: list[dict[str, Any]] = []
     scopes: list[dict[str, Any]] = []

@@ -10,6 +10,7 @@ semantics or decides which definition an architecture uses. It never writes.
 from __future__ import annotations
 
 import functools
+import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -187,8 +188,8 @@ _DEFINITION_COLUMNS = "id, name, kind, file, line, end_line, weak, return_type, 
 class ArchFacts(FactReader):
     """Read-only view of one fact database; answers are cached, so ask freely."""
 
-    def __init__(self, db_path: Path) -> None:
-        super().__init__(db_path)
+    def __init__(self, db: Path | sqlite3.Connection) -> None:
+        super().__init__(db)
         self._memo: dict[tuple[Any, ...], Any] = {}
 
     def kernel_version(self) -> str:

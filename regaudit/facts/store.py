@@ -4,8 +4,10 @@
 next to the target; the caller commits with `publish()`, which fsyncs and renames it over the
 target. A killed run leaves the previous database untouched (at worst a stray `.tmp-*` file, which
 the next run removes). Inside `disposable_databases(directory)` (`regaudit check`'s scratch directory)
-a database under that directory is written in place instead: it is removed with the directory, so neither
-the copy nor the fsync that protect a database the user keeps is worth its time.
+a database under that directory is written in place instead: it is removed with the directory, so
+neither the copy nor the fsyncs that protect a database the user keeps are worth their time. A stage
+that reads facts while it writes reads them through its FactStore's connection (`FactReader`), never
+through a second connection to the target, which an in-place writer may hold locked.
 
 Only this module, `facts.read` (the index's bookkeeping) and `facts.text_facts` (the text facts) write
 fact tables.
@@ -73,13 +75,16 @@ def open_existing(path: Path) -> sqlite_utils.Database:
 
 class FactReader:
     """A read-only connection to a fact database (`open_existing`), closed at the end of a `with` block: the
-    base of the intent-level read views (ArchFacts, BridgeFacts, TextFacts)."""
+    base of the intent-level read views (ArchFacts, BridgeFacts, TextFacts). Given a connection instead (a
+    FactStore's, to read the facts it is about to add to), it reads through that one and leaves it open."""
 
-    def __init__(self, db_path: Path) -> None:
-        self._conn: sqlite3.Connection = open_existing(db_path).conn
+    def __init__(self, db: Path | sqlite3.Connection) -> None:
+        self._owned = not isinstance(db, sqlite3.Connection)
+        self._conn: sqlite3.Connection = open_existing(db).conn if not isinstance(db, sqlite3.Connection) else db
 
     def close(self) -> None:
-        self._conn.close()
+        if self._owned:
+            self._conn.close()
 
     def __enter__(self) -> Self:
         return self
@@ -103,14 +108,14 @@ class FactStore:
         for stray in target.parent.glob(f"{_TEMP_PREFIX}{target.name}.*"):
             stray.unlink(missing_ok=True)  # left by a killed run
         scratch = _DISPOSABLE.get()
-        self.in_place = scratch is not None and target.resolve().is_relative_to(scratch)
-        if self.in_place:
-            self.path = target
-        else:
+        self.durable = scratch is None or not target.resolve().is_relative_to(scratch)
+        if self.durable:
             fd, name = tempfile.mkstemp(prefix=f"{_TEMP_PREFIX}{target.name}.", dir=target.parent)
             os.close(fd)
             self.path = Path(name)
-        if target.exists() and not self.in_place:
+        else:
+            self.path = target  # written in place
+        if target.exists() and self.durable:
             _check_readable(target)
             shutil.copyfile(target, self.path)
         self.conn = sqlite3.connect(self.path, isolation_level=None)
@@ -184,13 +189,13 @@ class FactStore:
         self.conn.execute("INSERT INTO warnings (path, kind, message) VALUES (?, ?, ?)", (path, kind, message))
 
     def publish(self) -> None:
-        """Commit, make the working copy durable, and rename it over the target."""
+        """Commit, make the working copy durable (unless disposable), and rename it over the target."""
         for sql in self._deferred_indexes:
             self.conn.execute(sql)
         self.conn.execute("COMMIT")
         self.conn.execute("PRAGMA journal_mode = DELETE")
         self.conn.close()
-        if self.in_place:
+        if not self.durable:
             self._lock.close()
             return
         with open(self.path, "rb+") as handle:

@@ -140,7 +140,7 @@ def link_database(db_path: Path, tree_path: str | Path, arches: list[str] | None
             raise BadInput(f"{db_path}: indexed from Linux {index.kernel_version}, but {tree.root} is {tree.version}")
         run_id = link_facts.start_link_run(store.conn, index, __version__, _now())
         result = LinkResult(db_path, run_id)
-        with ArchFacts(db_path) as facts:
+        with ArchFacts(store.conn) as facts:
             linker = _Linker(store.conn, tree.root, facts, kernel_series(tree.version), changes)
             result.arches = [linker.link(run_id, arch) for arch in chosen]
         link_facts.finish_link_run(store.conn, run_id, _now())
