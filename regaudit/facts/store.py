@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import operator
 import os
 import shutil
 import sqlite3
@@ -183,7 +184,8 @@ class FactStore:
         on the ~700k fact rows of a tree, whose rows have fixed, plain columns (same keys per table)."""
         columns = tuple(rows[0])
         sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})"
-        self.conn.executemany(sql, [tuple(row[c] for c in columns) for row in rows])
+        values = operator.itemgetter(*columns)  # a tuple per row, built in C (one column: wrap the value)
+        self.conn.executemany(sql, map(values, rows) if len(columns) > 1 else ((values(row),) for row in rows))
 
     def add_warning(self, path: str, kind: str, message: str) -> None:
         self.conn.execute("INSERT INTO warnings (path, kind, message) VALUES (?, ?, ?)", (path, kind, message))
