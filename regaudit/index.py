@@ -15,7 +15,7 @@ import re
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -388,11 +388,3 @@ def _run_row(tree: KernelTree, started_at: str, result: IndexResult, query_hash:
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-def iter_warnings(result: IndexResult) -> Iterator[str]:
-    for path, kind, message in result.warnings:
-        yield f"{path}: {kind}: {message}"
-
-
-

@@ -18,7 +18,7 @@ from pathlib import Path
 from regaudit.errors import BadInput
 from regaudit.parse import parser
 from regaudit.parse.c_syntax import Node, function_declarator, text
-from regaudit.parse.prepare import Dialect, load_dialect
+from regaudit.parse.prepare import load_dialect
 
 _DIRECTIVE = re.compile(r"^\s*#\s*(if|ifdef|ifndef|elif|else|endif)\b(.*)$")
 _COMMENT = re.compile(r"/\*.*?\*/|//.*$")
@@ -55,13 +55,8 @@ def parse_file(tree: Path, relative: str) -> CFile:
     source = path.read_bytes()
     lines = source.decode("utf-8", errors="replace").splitlines()
     # The index's rewriting (attribute macros blanked, BPF_CALL_n & co. made plain C) keeps lines in place.
-    prepared = tree_dialect(tree).prepare(source).text
+    prepared = load_dialect(tree).prepare(source).text
     return CFile(relative, source, parser.parse(prepared).root_node, line_guards(lines))
-
-
-@cache
-def tree_dialect(tree: Path) -> Dialect:
-    return load_dialect(tree)
 
 
 def line_guards(lines: list[str]) -> tuple[str, ...]:

@@ -370,10 +370,6 @@ class _Expressions:
         table = self.owner.symbols.get(function, {})
         return table.get(name) or self.owner.symbols[None].get(name)
 
-    def _var_columns(self, function: int | None, name: str | None, prefix: str) -> Row:
-        symbol = self._symbol(function, name)
-        return {f"{prefix}var": name, f"{prefix}var_kind": symbol.kind if symbol else None}
-
     # calls
     def _call(self, node: Node) -> None:
         function, condition = self._where(node)

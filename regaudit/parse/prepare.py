@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import bisect
 import glob
+import os
 import re
 import tomllib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 
 from regaudit.resources import data_dir
@@ -90,7 +92,17 @@ class Dialect:
 
 
 def load_dialect(tree_root: Path) -> Dialect:
-    rules = tomllib.loads((data_dir("rules") / "c_dialect.toml").read_text())
+    """The tree's dialect: built once per process while rules/c_dialect.toml and the attribute headers are
+    unchanged (the index, the overlay and the text readers of later stages all ask for it)."""
+    rules_text = (data_dir("rules") / "c_dialect.toml").read_text()
+    rules = tomllib.loads(rules_text)
+    headers = sorted({p for pattern in rules["attributes"]["headers"] for p in glob.glob(str(tree_root / pattern))})
+    return _dialect(rules_text, tuple((h, os.stat(h).st_mtime_ns, os.stat(h).st_size) for h in headers))
+
+
+@cache
+def _dialect(rules_text: str, headers: tuple[tuple[str, int, int], ...]) -> Dialect:
+    rules = tomllib.loads(rules_text)
     definitions = tuple(
         DefinitionMacro(
             pattern=re.compile(rb"\b(?:" + entry["pattern"].encode() + rb")\s*\("),
@@ -102,9 +114,7 @@ def load_dialect(tree_root: Path) -> Dialect:
         )
         for entry in rules["definition"]
     )
-    headers = sorted({p for pattern in rules["attributes"]["headers"]
-                      for p in glob.glob(str(tree_root / pattern))})
-    return Dialect(attributes=derive_attributes(Path(h).read_bytes() for h in headers),
+    return Dialect(attributes=derive_attributes(Path(h).read_bytes() for h, _mtime, _size in headers),
                    definitions=definitions)
 
 
