@@ -7,8 +7,8 @@ tree once (what a warm database holds), then for each patch prints the median of
 command as a user runs it (`regaudit check PATCH --tree T --db DB --arch A`: interpreter start-up and
 imports included), and of each stage of the same check run in-process: reading and applying the patch,
 the incremental index check, reusing the tree's audit, the re-index of the touched files, the comparison
-of the facts (`impact`), the scratch view (links into the tree) and the patched audit, with how many seeds
-were checked again and how many kept the base audit's findings.
+of the facts (`impact`), waiting for the scratch view (links into the tree, made during the re-index) and
+the patched audit, with how many seeds were checked again and how many kept the base audit's findings.
 """
 
 from __future__ import annotations

@@ -14,9 +14,11 @@ import pytest
 from fake_tree import make_tree
 
 from regaudit.audit.seeds import SourceSeed
+from regaudit.facts import audit_facts
+from regaudit.facts.store import FactStore
 from regaudit.flow.propagate import Scope, Seed
 from regaudit.index import index_overlay, index_tree
-from regaudit.patch.impact import Change, SeedPlanner, compare_facts
+from regaudit.patch.impact import Change, SeedPlanner, compare_facts, standing_helper_lists
 from regaudit.ruleset.flow_rules import Source
 
 PERF = "kernel/perf.c"
@@ -136,3 +138,22 @@ def test_a_whole_change_checks_every_seed() -> None:
 def test_comments_and_white_space_inside_a_function_change_nothing(tmp_path: Path) -> None:
     change = change_of(tmp_path, edited("\treturn regs->ip;\n", "\t/* the ip */\n        return  regs->ip;  \n"))
     assert (change.whole, change.functions) == ("", set())
+
+
+def test_the_base_helper_lists_stand_while_their_return_lines_stay_put(tmp_path: Path) -> None:
+    """A helper list cites `return &X_proto;` lines: moved by the patch, the list is derived again."""
+    db = tmp_path / "facts.db"
+    entry = {"helper": "bpf_x", "proto": "bpf_x_proto", "function": "bpf_x", "ctx_positions": [0],
+             "via": ["prog_func_proto"], "file": "kernel/trace/bpf_trace.c", "line": 2, "condition": ""}
+    with FactStore(db) as store:
+        audit = audit_facts.start_audit(store.conn, {"started": "", "tool_version": "", "rules_hash": "",
+                                                     "tree_path": "", "kernel_version": "7.3.4", "arches": ["x86"],
+                                                     "config": None})
+        audit_facts.add_helper_lists(store.conn, audit, {"kprobe_helpers": [entry]})
+        audit_facts.finish_audit(store.conn, audit, "")
+    before = b"switch (id) {\n\treturn &bpf_x_proto;\n}\n"
+    below = {entry["file"]: (before, before + b"static void added(void) {}\n")}
+    above = {entry["file"]: (before, b"/* one more line */\n" + before)}
+    assert [e.proto for e in standing_helper_lists(db, Change(), below)["kprobe_helpers"]] == ["bpf_x_proto"]
+    assert standing_helper_lists(db, Change(), above) == {}
+    assert standing_helper_lists(db, Change(whole="a #define changed"), below) == {}

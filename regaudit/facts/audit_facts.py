@@ -62,7 +62,8 @@ def functions_by_name(conn: sqlite3.Connection, name: str) -> list[FunctionRow]:
 
 def start_audit(conn: sqlite3.Connection, meta: dict[str, Any]) -> int:
     """Replace any earlier audit (an audit database holds one) and open a new one."""
-    for table in ("finding_hops", "findings", "clean_sources", "frame_models", "audits"):
+    for table in ("finding_hops", "findings", "clean_sources", "frame_models", "seed_scopes", "bpf_helper_lists",
+                  "audits"):
         conn.execute(f"DELETE FROM {table}")
     cursor = conn.execute(
         "INSERT INTO audits (started, tool_version, rules_hash, tree_path, kernel_version, arches, config) "

@@ -169,9 +169,11 @@ def base_scopes(db_path: Path) -> list[dict[str, Any]]:
         conn.close()
 
 
-def standing_helper_lists(db_path: Path, change: Change, touched: list[str]) -> dict[str, list[HelperEntry]]:
-    """The BPF helper lists of the database's latest audit that hold for the patched tree: all of them when no
-    proto or func_proto function changed (else the change is whole), but those citing a line of a touched file."""
+def standing_helper_lists(db_path: Path, change: Change,
+                          contents: dict[str, tuple[bytes | None, bytes | None]]) -> dict[str, list[HelperEntry]]:
+    """The BPF helper lists of the database's latest audit that hold for the patched tree: no proto or
+    func_proto function changed (else the change is whole), so a list stands unless a line it cites in a
+    touched file moved (the `return &X_proto;` is no longer on it)."""
     if change.whole:
         return {}
     conn = open_existing(db_path).conn
@@ -180,8 +182,14 @@ def standing_helper_lists(db_path: Path, change: Change, touched: list[str]) -> 
         lists = audit_facts.helper_lists_of(conn, audit["id"]) if audit else {}
     finally:
         conn.close()
+    patched = {path: _lines(new) for path, (_old, new) in contents.items()}
+
+    def in_place(entry: dict[str, Any]) -> bool:
+        lines = patched.get(entry["file"])
+        return lines is None or (entry["line"] <= len(lines) and f"&{entry['proto']}" in lines[entry["line"] - 1])
+
     return {bridge: [HelperEntry.from_json(entry) for entry in entries] for bridge, entries in lists.items()
-            if not any(entry["file"] in touched for entry in entries)}
+            if all(in_place(entry) for entry in entries)}
 
 
 def arches_touched(touched: list[str], arches: list[str]) -> list[str]:

@@ -25,6 +25,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cache
@@ -121,7 +122,9 @@ def _patched_audit(tree: KernelTree, db_path: Path, patched: Patched, arches: li
                    full: bool) -> tuple[dict[str, Any] | None, Selection | None]:
     """The audit of the patched tree for `arches`, of the seeds the patch can change, and which those are;
     (None, None) when the patch is inert."""
-    with _scratch() as scratch, disposable_databases(scratch):
+    with _scratch() as scratch, disposable_databases(scratch), ThreadPoolExecutor(1) as background:
+        # The view is links (slow to create on some file systems, and no CPU): made while the re-index runs.
+        view = background.submit(materialise, tree.root, patched, scratch / tree.root.name)
         with _timed(seconds, "re-index"):
             db = scratch / "facts.db"
             shutil.copyfile(db_path, db)
@@ -136,9 +139,9 @@ def _patched_audit(tree: KernelTree, db_path: Path, patched: Patched, arches: li
             change = compare_facts(db_path, db, contents)
             planner = SeedPlanner([] if full else base_scopes(db_path), on_disk["frames"], change, arches,
                                   patched.touched)
-            helpers = {} if full else standing_helper_lists(db_path, change, patched.touched)
+            helpers = {} if full else standing_helper_lists(db_path, change, contents)
         with _timed(seconds, "overlay"):
-            root = materialise(tree.root, patched, scratch / tree.root.name)
+            root = view.result()
         with _timed(seconds, "patched audit"):
             say(f"auditing the patched tree ({', '.join(arches)})")
             return (audit_database(db, root, arches, progress=say, plan=planner, changes=reindexed.changes,
