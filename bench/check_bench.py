@@ -1,6 +1,7 @@
 """How long `regaudit check` takes on a one-file patch with a warm database, and where the time goes.
 
 Usage: .venv/bin/python bench/check_bench.py [--series 7.3] [--patch P ...] [--arch x86] [--runs 3]
+       [--regaudit "path/to/regaudit"]
 
 Works on a scratch copy of the test database of the real tree (tests/kernel_trees.py), audits the unpatched
 tree once (what a warm database holds), then for each patch prints the median of `--runs` runs of the whole
@@ -55,10 +56,10 @@ def one_run(tree: Path, db: Path, patch: Path, arches: list[str]) -> tuple[dict[
     return seconds, seeds
 
 
-def command_seconds(tree: Path, db: Path, patch: Path, arches: list[str]) -> float:
+def command_seconds(regaudit: list[str], tree: Path, db: Path, patch: Path, arches: list[str]) -> float:
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "regaudit", "check", str(patch), "--tree", str(tree), "--db", str(db),
-                    "--arch", ",".join(arches)], stdout=subprocess.DEVNULL, check=False)
+    subprocess.run([*regaudit, "check", str(patch), "--tree", str(tree), "--db", str(db), "--arch", ",".join(arches)],
+                   stdout=subprocess.DEVNULL, check=False)
     return time.perf_counter() - started
 
 
@@ -68,6 +69,10 @@ def main() -> None:
     parser.add_argument("--patch", type=Path, nargs="+", default=[DEFAULT_PATCH])
     parser.add_argument("--arch", default="x86")
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--regaudit", default=f"{sys.executable} -m regaudit",
+                        help="the command to time, e.g. an installed `regaudit` (`pip install .` byte-compiles the "
+                             "package; an editable install compiles it at every start when PYTHONDONTWRITEBYTECODE "
+                             "is set) [default: this interpreter's -m regaudit]")
     args = parser.parse_args()
     tree, arches = kernel_tree(args.series), args.arch.split(",")
     with tempfile.TemporaryDirectory(prefix="regaudit-check-bench-") as scratch:
@@ -77,7 +82,7 @@ def main() -> None:
         audit_database(db, tree, arches)
         print(f"base audit (once, {','.join(arches)}): {time.perf_counter() - clock:.1f} s")
         for patch in args.patch:
-            commands = [command_seconds(tree, db, patch, arches) for _ in range(args.runs)]
+            commands = [command_seconds(args.regaudit.split(), tree, db, patch, arches) for _ in range(args.runs)]
             runs = [one_run(tree, db, patch, arches) for _ in range(args.runs)]
             print(f"{patch.name} on linux-{args.series}, --arch {args.arch}, median of {args.runs} runs:")
             print(f"  {'command':<14} {statistics.median(commands):6.2f} s   (regaudit check, as run by a user)")

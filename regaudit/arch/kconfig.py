@@ -137,7 +137,17 @@ def foreign_symbols(tree: Path, arch: str) -> frozenset[str]:
 
 
 def read_kconfig(path: Path, tree: Path) -> list[ConfigEntry]:
-    """The config blocks of one Kconfig file, in file order; `source` lines are not followed."""
+    """The config blocks of one Kconfig file, in file order; `source` lines are not followed. Parsed once per
+    process while the file is unchanged (the link, the frame models and every arch's walk read the same ones)."""
+    try:
+        stat = path.stat()
+    except OSError as err:
+        raise BadInput(f"{path}: cannot read Kconfig ({err.strerror})") from None
+    return list(_parsed_kconfig(path, tree, stat.st_mtime_ns, stat.st_size))
+
+
+@cache
+def _parsed_kconfig(path: Path, tree: Path, _mtime_ns: int, _size: int) -> tuple[ConfigEntry, ...]:
     try:
         text = path.read_text(encoding="utf-8", errors="replace")
     except OSError as err:
@@ -145,7 +155,7 @@ def read_kconfig(path: Path, tree: Path) -> list[ConfigEntry]:
     reader = _Reader(_relative(path, tree))
     for number, line in _logical_lines(text):
         reader.feed(number, line)
-    return reader.entries
+    return tuple(reader.entries)
 
 
 def _relative(path: Path, tree: Path) -> str:
