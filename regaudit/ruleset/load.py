@@ -12,7 +12,7 @@ import re
 import tomllib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -39,6 +39,14 @@ class RuleFile:
     def name(self) -> str:
         """How messages name the file: `rules/frames/x86.toml` when it is part of the ruleset."""
         return display_name(self.path)
+
+    @cached_property
+    def evidence(self) -> tuple[Evidence, ...]:
+        """Every evidence item, in document order, with inherited `kernels` resolved (`evidence_items`)."""
+        try:
+            return tuple(_collect_evidence(self.data))
+        except _Invalid as err:
+            raise RuleDataError(f"{self.name}: {err}") from None
 
 
 @dataclass(frozen=True)
@@ -127,8 +135,8 @@ def load_rule_file(path: Path, kind: str | None = None) -> RuleFile:
     """Parse one rules file and validate the shared conventions plus, if `kind` has one, its schema."""
     rule = RuleFile(path, _parse_toml(path))
     schema = _schemas().get(kind) if kind else None
+    rule.evidence  # noqa: B018 - validates the evidence items (and keeps them)
     try:
-        _collect_evidence(rule.data)
         if schema is not None:
             schema(rule.data)
     except _Invalid as err:
@@ -138,10 +146,7 @@ def load_rule_file(path: Path, kind: str | None = None) -> RuleFile:
 
 def evidence_items(rule: RuleFile) -> list[Evidence]:
     """Every evidence item of the file, in document order, with inherited `kernels` resolved."""
-    try:
-        return _collect_evidence(rule.data)
-    except _Invalid as err:
-        raise RuleDataError(f"{rule.name}: {err}") from None
+    return list(rule.evidence)
 
 
 def _kind_of(relative: Path) -> str:
