@@ -39,6 +39,7 @@ from regaudit.subsystems import Maintainers
 
 _READING_KINDS = frozenset({"reads_any", "reads_by_table", "dynamic_read"})
 SeedKey = tuple[str, str, str, int]  # a seed as findings cite it: source rule, function, file, line
+SOURCE_FIELDS = ("rule", "function", "file", "line")  # the JSON contract's `source` object, in SeedKey order
 
 
 @dataclass(frozen=True)
@@ -270,6 +271,17 @@ def seed_key(source_seed: SourceSeed) -> SeedKey:
     return source_seed.source.name, source_seed.function, source_seed.file, source_seed.line
 
 
+def source_json(key: SeedKey) -> dict[str, Any]:
+    """The `source` object findings, clean entries and seed scopes cite a seed by."""
+    return dict(zip(SOURCE_FIELDS, key, strict=True))
+
+
+def source_key(source: dict[str, Any]) -> SeedKey:
+    """The seed a `source` object cites (`source_json` read back)."""
+    rule, function, file, line = (source[name] for name in SOURCE_FIELDS)
+    return rule, function, file, line
+
+
 def fingerprint(arch: str, model: FrameModel, verdict: Verdict, access: ConsumerAccess) -> str:
     """16 hex digits over what identifies a finding, never a line number."""
     parts = [arch, model.producer, model.context, model.trampoline, verdict.member, verdict.access, access.via,
@@ -288,5 +300,4 @@ def _producer(model: FrameModel) -> dict[str, Any]:
 
 
 def _source(source_seed: SourceSeed) -> dict[str, Any]:
-    return {"rule": source_seed.source.name, "function": source_seed.function, "file": source_seed.file,
-            "line": source_seed.line}
+    return source_json(seed_key(source_seed))

@@ -22,7 +22,7 @@ from regaudit.arch.catalogue import modelled_arches
 from regaudit.arch.config import read_dotconfig
 from regaudit.arch.frames import FrameModel
 from regaudit.arch.producers import build_frame_models
-from regaudit.audit.check import ArchCheck, ArchOutcome, SeedKey
+from regaudit.audit.check import ArchCheck, ArchOutcome, SeedKey, source_json
 from regaudit.audit.document import load_document
 from regaudit.audit.seeds import SourceSeed, source_seeds
 from regaudit.errors import BadInput
@@ -86,8 +86,8 @@ def audit_database(db_path: Path, tree_path: str | Path, arches: list[str] | Non
     for arch, outcome, seconds in _check_arches(job, chosen, jobs):
         findings += outcome.findings
         cleans += outcome.cleans
-        scopes += [{"arch": arch, "source": dict(zip(("rule", "function", "file", "line"), key, strict=True)),
-                    "scope": scope.to_json()} for key, scope in outcome.scopes.items()]
+        scopes += [{"arch": arch, "source": source_json(key), "scope": scope.to_json()}
+                   for key, scope in outcome.scopes.items()]
         say(f"{arch}: {len(outcome.findings)} findings, {len(outcome.cleans)} clean ({seconds:.1f} s)")
     findings.sort(key=lambda f: (f["arch"], f["subsystem"], f["consumer"]["file"], f["consumer"]["line"],
                                  f["member"], f["source"]["rule"], f["fingerprint"]))

@@ -49,6 +49,7 @@ class CallSite(NamedTuple):
     line: int
     callee: str | None
     callee_expr: str
+    callee_member: str | None  # the field of a call through a pointer (`fp->entry_handler(...)`)
     result_use: str
     condition: str
     args: tuple[Argument, ...]
@@ -123,7 +124,10 @@ class FlowFacts:
         return self._functions[function_id]
 
     def functions_named(self, name: str, file: str | None = None) -> list[int]:
-        return functions_named(self.conn, name, file)
+        """Ids of the definitions called `name` (in `file` when given), in file order."""
+        rows = self.conn.execute("SELECT id FROM functions WHERE name = ? AND (? IS NULL OR file = ?) "
+                                 "ORDER BY file, line", (name, file, file))
+        return [function_id for (function_id,) in rows]
 
     def generic_header_files(self) -> list[str]:
         """Files under include/asm-generic/ that define something."""
@@ -226,14 +230,6 @@ class FlowFacts:
         return {function_id for (function_id,) in rows if function_id is not None}
 
 
-def functions_named(conn: sqlite3.Connection, name: str, file: str | None = None) -> list[int]:
-    """Ids of the definitions called `name` (in `file` when given), in file order."""
-    rows = conn.execute(
-        "SELECT id FROM functions WHERE name = ? AND (? IS NULL OR file = ?) ORDER BY file, line", (name, file, file)
-    )
-    return [function_id for (function_id,) in rows]
-
-
 def _calls(conn: sqlite3.Connection, function_id: int) -> list[CallSite]:
     args: dict[int, list[Argument]] = defaultdict(list)
     for call_id, *rest in conn.execute(
@@ -243,8 +239,8 @@ def _calls(conn: sqlite3.Connection, function_id: int) -> list[CallSite]:
         position, var, var_kind, address_of, member, inner_call = rest
         args[call_id].append(Argument(position, var, var_kind, bool(address_of), member, inner_call))
     rows = conn.execute(
-        "SELECT id, function_id, file, line, callee, callee_expr, result_use, condition, branches FROM calls "
-        "WHERE function_id = ? ORDER BY id", (function_id,)
+        "SELECT id, function_id, file, line, callee, callee_expr, callee_member, result_use, condition, branches "
+        "FROM calls WHERE function_id = ? ORDER BY id", (function_id,)
     )
     return [CallSite(*row[:-1], args=tuple(args.get(row[0], ())), branches=_branches(row[-1])) for row in rows]
 

@@ -71,6 +71,7 @@ _WRITES_FIRST_ARGUMENT = frozenset({"this_cpu_write", "__this_cpu_write", "raw_c
 _MODELLED = _READS_FIRST_ARGUMENT | _WRITES_FIRST_ARGUMENT | {"container_of"}
 _RETURN = re.compile(r"\breturn\s+(?:\(\s*[\w\s*]+\)\s*)?\(?\s*(\w+)\s*\)?\s*;")
 _STRUCT_TAG = re.compile(r"\b(?:struct|union)\s+(\w+)")
+_INDEX = re.compile(r"\[.*?\]")  # an array index in a member path: cells are per field, not per element
 _TYPEDEF_HOPS = 4
 
 class BranchOracle(Protocol):
@@ -354,7 +355,7 @@ class FlowProgram:
         self.bodies: dict[int, Body] = {}
         self._in_program: dict[str, bool] = {}
         self._aliases: dict[int, dict[str, set[tuple[str, str]]]] = {}
-        self._naming: dict[tuple[str, str], set[int]] = {}
+        self._naming: dict[tuple[bool, str], set[int]] = {}
         self._returns_added: set[int] = set()
 
     def in_program(self, function_id: int) -> bool:
@@ -378,11 +379,11 @@ class FlowProgram:
 
     def readers_of(self, key: HeapKey) -> set[int]:
         """The functions of the program that read the cell `key`."""
-        kind, word = key[0], cell_name(key)
-        if (kind, word) not in self._naming:
-            self._naming[(kind, word)] = self.facts.naming(word, member=kind == "field")
+        named = (key[0] == "field", cell_name(key))  # a field is named in member paths, a variable as itself
+        if named not in self._naming:
+            self._naming[named] = self.facts.naming(named[1], member=named[0])
         readers = set()
-        for function_id in self._naming[(kind, word)]:
+        for function_id in self._naming[named]:
             body = self.compiled(function_id)
             if body is not None and key in self.cells_read(body):
                 readers.add(function_id)
@@ -559,7 +560,7 @@ class FlowProgram:
         tag = outer = self._struct_tag(declared)
         if tag is None:
             return None
-        parts = [re.sub(r"\[.*?\]", "", part) for part in path.split(".")]
+        parts = [_INDEX.sub("", part) for part in path.split(".")]
         for depth, part in enumerate(parts[:-1]):
             inner = self.facts.member_types.get((tag, part), "")
             inner_tag = self._struct_tag(inner)
@@ -602,7 +603,7 @@ class FlowProgram:
             return None
         declared = self.facts.var_type(caller, arg.var) or ""
         tag = self._struct_tag(declared)
-        return (tag, re.sub(r"\[.*?\]", "", arg.member)) if tag else None
+        return (tag, _INDEX.sub("", arg.member)) if tag else None
 
     def _struct_tag(self, type_text: str) -> str | None:
         for _ in range(_TYPEDEF_HOPS):
@@ -619,13 +620,7 @@ class FlowProgram:
 def cell_name(key: HeapKey) -> str:
     """The name a function must mention to read the cell: its last field, or its variable."""
     kind, name, path = key
-    return re.sub(r"\[.*?\]", "", path.split(".")[-1]) if kind == "field" else name
-
-
-def _called_field(callee_expr: str) -> str:
-    """The field a call through a pointer goes through: `fp->entry_handler` -> 'entry_handler'."""
-    words = re.findall(r"\w+", callee_expr)
-    return words[-1] if words else callee_expr
+    return _INDEX.sub("", path.split(".")[-1]) if kind == "field" else name
 
 
 @cache
@@ -859,8 +854,9 @@ class Walk:
             for caller, hop in sources:
                 successors[caller].append((callee, hop))
         for key, storers in self.storers.items():
+            readers = self.program.readers_of(key)
             for storer, hop in storers:
-                successors[storer].extend(((f, frozenset()), hop) for f in self.program.readers_of(key))
+                successors[storer].extend(((f, frozenset()), hop) for f in readers)
         best = {root: self._seed_hops() for root in self.roots}
         frontier = deque(self.roots)
         while frontier:
@@ -873,7 +869,7 @@ class Walk:
 
     def scope(self) -> Scope:
         functions = {self.program.facts.function(function_id) for function_id, _entry in self.values}
-        names = {call.callee or _called_field(call.callee_expr) for function_id, _entry in self.values
+        names = {call.callee or call.callee_member or call.callee_expr for function_id, _entry in self.values
                  for call, _args in self.program.bodies[function_id].calls.values()}
         if self.seed.returned_by is not None:
             names.add(self.seed.returned_by)

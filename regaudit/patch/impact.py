@@ -25,19 +25,22 @@ import json
 import re
 import sqlite3
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from regaudit.arch.frames import FrameModel
-from regaudit.audit.check import SeedKey, seed_key
+from regaudit.audit.check import SeedKey, seed_key, source_key
 from regaudit.audit.seeds import SourceSeed
 from regaudit.facts import audit_facts, change_facts
 from regaudit.facts.store import open_existing
 from regaudit.flow.bpf_helpers import HelperEntry
 from regaudit.flow.propagate import Scope
+from regaudit.parse.text_scan import PROTO_TAG
 from regaudit.tree import arch_of
 
+T = TypeVar("T")
 _COMMENT = re.compile(r"/\*.*?\*/|//[^\n]*", re.DOTALL)
 _CITATIONS = frozenset({"evidence", "member_evidence", "drift", "notes"})
 # Text of a file that stages read directly, not through the facts: a difference re-runs every seed.
@@ -47,7 +50,8 @@ _TEXT_READ: dict[str, re.Pattern[bytes]] = {
     # asm-generic headers an arch's own header includes (or replaces) decide what its program sees
     "an #include": re.compile(rb"^[ \t]*#[ \t]*include\b.*$", re.MULTILINE),
     # the BPF helper bridges read func_proto functions and helper protos as text
-    "a BPF helper proto": re.compile(rb"\bstruct\s+bpf_func_proto\b[^;{]*(?:\{.*?\n\}|=\s*\{.*?\};)", re.DOTALL),
+    "a BPF helper proto": re.compile(rb"\bstruct\s+" + PROTO_TAG.encode() + rb"\b[^;{]*(?:\{.*?\n\}|=\s*\{.*?\};)",
+                                     re.DOTALL),
     # the perf register table bridges read PERF_REG_* enumerators and the table functions' text
     "a perf register name": re.compile(rb"^.*\bPERF_REG_\w+.*$", re.MULTILINE),
 }
@@ -132,15 +136,13 @@ class SeedPlanner:
                  arches: list[str], touched: list[str]) -> None:
         self.scopes: dict[str, dict[SeedKey, Scope]] = defaultdict(dict)
         for row in base_scopes:
-            source = row["source"]
-            key = (source["rule"], source["function"], source["file"], source["line"])
-            self.scopes[row["arch"]][key] = Scope.from_json(row["scope"])
+            self.scopes[row["arch"]][source_key(row["source"])] = Scope.from_json(row["scope"])
         self.before = {_model_key(model): _model_text(model) for model in base_models}
         self.change, self.arches, self.touched = change, arches, set(touched)
         self.selection = Selection()
 
     def __call__(self, models: list[FrameModel], seeds: list[SourceSeed]) -> dict[str, set[SeedKey]]:
-        after = {_model_key(m.to_json()): _model_text(m.to_json()) for m in models}
+        after = {_model_key(model): _model_text(model) for model in (m.to_json() for m in models)}
         changed_models = {key for key in set(self.before) | set(after) if self.before.get(key) != after.get(key)}
         for arch in self.arches:
             if self.change.whole or not self.scopes.get(arch):
@@ -161,10 +163,15 @@ class SeedPlanner:
 
 def base_scopes(db_path: Path) -> list[dict[str, Any]]:
     """The seed scopes of the database's latest audit."""
+    return _of_latest_audit(db_path, audit_facts.scopes_of) or []
+
+
+def _of_latest_audit(db_path: Path, read: Callable[[sqlite3.Connection, int], T]) -> T | None:
+    """What `read` returns for the database's latest audit; None when it holds none."""
     conn = open_existing(db_path).conn
     try:
         audit = audit_facts.latest_audit(conn)
-        return audit_facts.scopes_of(conn, audit["id"]) if audit else []
+        return read(conn, audit["id"]) if audit else None
     finally:
         conn.close()
 
@@ -176,12 +183,7 @@ def standing_helper_lists(db_path: Path, change: Change,
     touched file moved (the `return &X_proto;` is no longer on it)."""
     if change.whole:
         return {}
-    conn = open_existing(db_path).conn
-    try:
-        audit = audit_facts.latest_audit(conn)
-        lists = audit_facts.helper_lists_of(conn, audit["id"]) if audit else {}
-    finally:
-        conn.close()
+    lists = _of_latest_audit(db_path, audit_facts.helper_lists_of) or {}
     patched = {path: _lines(new) for path, (_old, new) in contents.items()}
 
     def in_place(entry: dict[str, Any]) -> bool:

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from regaudit import __version__
-from regaudit.audit.check import SeedKey
+from regaudit.audit.check import source_key
 from regaudit.audit.document import load_document
 from regaudit.audit.run import audit_database, auditable_arches
 from regaudit.errors import BadInput
@@ -87,15 +87,10 @@ def check_patch(tree_path: str | Path, db_path: Path, patched: Patched, arches: 
     disk_findings = [f for f in on_disk["findings"] if f["arch"] in chosen]
     kept = selection.kept if selection else {}  # seeds not checked again: their base findings stand
     scratch_findings = [f for f in disk_findings
-                        if f["arch"] not in audited or _source_key(f) in kept.get(f["arch"], ())]
+                        if f["arch"] not in audited or source_key(f["source"]) in kept.get(f["arch"], ())]
     scratch_findings += (document or {}).get("findings", [])
     sides = (scratch_findings, disk_findings) if reverse else (disk_findings, scratch_findings)
     return CheckResult(compare(*sides), chosen, audited, on_disk, document, seconds, selection)
-
-
-def _source_key(finding: dict[str, Any]) -> SeedKey:
-    source = finding["source"]
-    return source["rule"], source["function"], source["file"], source["line"]
 
 
 def tree_audit(db_path: Path, tree: KernelTree, arches: list[str], say: Progress) -> dict[str, Any]:
