@@ -120,3 +120,10 @@ def test_struct_members_in_order_with_array_lengths(fixture: tuple[Path, FileFac
     members = [(m["name"], m["array_len"]) for m in facts.struct_members if m["struct_id"] == struct["id"]]
     assert members == [("flags", None), ("cs", None), ("regs", "31")]
     assert struct["condition"] == "", "the include guard is not a configuration condition"
+
+
+def test_calls_starting_together_are_recorded_outer_first() -> None:
+    """`CLASS(fd, arg)(x)` holds two calls at one byte: row order (and so call ids) must not vary per run."""
+    source = b"void f(int x)\n{\n\tCLASS(fd, arg)(x);\n}\n"
+    calls = extract_file("t.c", source, fixture_dialect()).calls
+    assert [(row["callee_expr"], row["n_args"]) for row in calls] == [("CLASS(fd, arg)", 1), ("CLASS", 2)]

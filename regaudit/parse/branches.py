@@ -23,10 +23,13 @@ _MAX_TEXT = 240  # longer conditions are kept open: no model decides a paragraph
 
 
 class Branches:
-    """Branch conditions of the nodes of one syntax tree, memoised per node (ancestors are shared)."""
+    """Branch conditions of the nodes of one syntax tree, memoised per node (ancestors are shared),
+    with each block's guard clauses and each function's labels found once."""
 
     def __init__(self) -> None:
         self._memo: dict[int, tuple[Condition, ...]] = {}
+        self._guards: dict[int, dict[int, list[Condition]]] = {}
+        self._labels: dict[int, dict[str, int]] = {}
 
     def of(self, node: Node) -> tuple[Condition, ...]:
         chain: list[Node] = []
@@ -36,10 +39,46 @@ class Branches:
             current = current.parent
         outer = self._memo.get(current.id, ()) if current is not None else ()
         for link in reversed(chain):
-            own = _arm(link, link.parent) if link.parent is not None else []
-            outer = (*own, *outer)
+            parent = link.parent
+            if parent is not None:
+                own = self._guards_before(link, parent) if parent.type == "compound_statement" else _arm(link, parent)
+                if own:
+                    outer = (*own, *outer)
             self._memo[link.id] = outer
         return outer
+
+    def _guards_before(self, child: Node, block: Node) -> list[Condition]:
+        """`if (C) return;` before `child` in `block`: the rest runs under !C (innermost, i.e. latest, first)."""
+        before = self._guards.get(block.id)
+        if before is None:
+            before = self._guards[block.id] = {}
+            found: list[Condition] = []
+            for sibling in block.named_children:
+                before[sibling.id] = found[::-1]
+                if sibling.type == "if_statement" and sibling.child_by_field_name("alternative") is None:
+                    consequence = sibling.child_by_field_name("consequence")
+                    condition = sibling.child_by_field_name("condition")
+                    exit_statement = _exit_of(consequence) if consequence is not None else None
+                    if exit_statement is not None and condition is not None:
+                        found += [(*pair, self._destination(exit_statement)) for pair in _pair(condition, False)]
+        return before.get(child.id, [])
+
+    def _destination(self, exit_statement: Node) -> int:
+        """RETURNS, the line of a goto's label in the function (0 when not found), 0 for break/continue."""
+        if exit_statement.type == "return_statement":
+            return RETURNS
+        if exit_statement.type != "goto_statement":
+            return 0
+        label = exit_statement.child_by_field_name("label")
+        function = exit_statement.parent
+        while function is not None and function.type != "function_definition":
+            function = function.parent
+        if label is None or function is None:
+            return 0
+        labels = self._labels.get(function.id)
+        if labels is None:
+            labels = self._labels[function.id] = _label_lines(function)
+        return labels.get(text(label), 0)
 
 
 def _arm(child: Node, parent: Node) -> list[Condition]:
@@ -62,8 +101,6 @@ def _arm(child: Node, parent: Node) -> list[Condition]:
         if operator.type in ("&&", "||"):
             return _pair(left, operator.type == "&&")
         return []
-    if kind == "compound_statement":
-        return _guard_clauses(child, parent)
     return []
 
 
@@ -73,21 +110,6 @@ def _if_arm(child: Node, statement: Node) -> list[Condition]:
         return []
     consequence = statement.child_by_field_name("consequence")
     return _pair(condition, consequence is not None and child.id == consequence.id)
-
-
-def _guard_clauses(child: Node, block: Node) -> list[Condition]:
-    """`if (C) return;` before `child` in `block`: the rest runs under !C (innermost, i.e. latest, first)."""
-    found: list[Condition] = []
-    for sibling in block.named_children:
-        if sibling.id == child.id:
-            break
-        if sibling.type == "if_statement" and sibling.child_by_field_name("alternative") is None:
-            consequence = sibling.child_by_field_name("consequence")
-            condition = sibling.child_by_field_name("condition")
-            exit_statement = _exit_of(consequence) if consequence is not None else None
-            if exit_statement is not None and condition is not None:
-                found += [(*pair, _destination(exit_statement)) for pair in _pair(condition, False)]
-    return found[::-1]
 
 
 def _exit_of(statement: Node) -> Node | None:
@@ -100,31 +122,18 @@ def _exit_of(statement: Node) -> Node | None:
     return None
 
 
-def _destination(exit_statement: Node) -> int:
-    """RETURNS, the line of a goto's label in the function (0 when not found), 0 for break/continue."""
-    if exit_statement.type == "return_statement":
-        return RETURNS
-    if exit_statement.type != "goto_statement":
-        return 0
-    label = exit_statement.child_by_field_name("label")
-    function = exit_statement.parent
-    while function is not None and function.type != "function_definition":
-        function = function.parent
-    if label is None or function is None:
-        return 0
-    return _label_line(function, text(label))
-
-
-def _label_line(node: Node, label: str) -> int:
-    stack = [node]
+def _label_lines(function: Node) -> dict[str, int]:
+    """Each label of `function` and the line of its statement (the first one met, as a search would)."""
+    lines: dict[str, int] = {}
+    stack = [function]
     while stack:
         current = stack.pop()
         if current.type == "labeled_statement":
             name = current.child_by_field_name("label")
-            if name is not None and text(name) == label:
-                return current.start_point.row + 1
+            if name is not None:
+                lines.setdefault(text(name), current.start_point.row + 1)
         stack.extend(current.named_children)
-    return 0
+    return lines
 
 
 def _pair(condition: Node, holds: bool) -> list[Condition]:

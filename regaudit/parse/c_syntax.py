@@ -18,7 +18,8 @@ LITERALS = {"number_literal", "char_literal", "string_literal", "concatenated_st
 
 def text(node: Node) -> str:
     """Node text with whitespace runs folded (continuations in macro bodies included)."""
-    return " ".join(node.text.decode("utf-8", "replace").replace("\\\n", " ").split())
+    raw = node.text.decode("utf-8", "replace")
+    return " ".join((raw.replace("\\\n", " ") if "\\\n" in raw else raw).split())
 
 
 def unwrap(node: Node | None) -> Node | None:

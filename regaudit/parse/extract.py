@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass, field
 
 from regaudit.parse import parser
-from regaudit.parse.branches import Branches
+from regaudit.parse.branches import Branches, Condition
 from regaudit.parse.c_syntax import (
     LITERALS,
     Node,
@@ -339,6 +339,7 @@ class _Expressions:
         self.scopes = scopes
         self.condition_for = condition_for
         self.branches = Branches()
+        self._encoded: dict[tuple[Condition, ...], str] = {}
 
     def run(self, root: Node) -> None:
         found = parser.captures("expressions", root)
@@ -362,7 +363,11 @@ class _Expressions:
 
     def _branches(self, node: Node) -> str:
         """The `branches` column: JSON `[[condition, holds], ...]`, innermost first."""
-        return json.dumps(self.branches.of(node))
+        conditions = self.branches.of(node)
+        encoded = self._encoded.get(conditions)
+        if encoded is None:
+            encoded = self._encoded[conditions] = json.dumps(conditions)
+        return encoded
 
     def _symbol(self, function: int | None, name: str | None) -> Symbol | None:
         if name is None:

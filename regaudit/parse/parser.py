@@ -44,9 +44,11 @@ def query(name: str) -> tree_sitter.Query:
 
 
 def captures(name: str, node: Node) -> dict[str, list[Node]]:
-    """Captures of query `name` under `node`, by capture name, each list in document order."""
+    """Captures of query `name` under `node`, by capture name, each list in document order, an outer
+    node before the inner ones that start with it (`CLASS(fd, arg)(x)`): the cursor leaves such ties
+    in no fixed order, and the facts' row order must not change from run to run."""
     found = tree_sitter.QueryCursor(query(name)).captures(node)
-    return {capture: sorted(nodes, key=lambda n: n.start_byte) for capture, nodes in found.items()}
+    return {capture: sorted(nodes, key=lambda n: (n.start_byte, -n.end_byte)) for capture, nodes in found.items()}
 
 
 def count_errors(root: Node) -> int:

@@ -20,7 +20,7 @@ import re
 import tomllib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
 
 from regaudit.resources import data_dir
@@ -86,6 +86,11 @@ class Dialect:
 
     attributes: dict[str, AttributeMacro]
     definitions: tuple[DefinitionMacro, ...]
+
+    @cached_property
+    def attributes_by_word(self) -> dict[bytes, AttributeMacro]:
+        """`attributes` keyed by the encoded name, as the rewriter's identifier scan meets them."""
+        return {name.encode(): macro for name, macro in self.attributes.items()}
 
     def prepare(self, source: bytes) -> Prepared:
         return _prepare(self, source)
@@ -204,7 +209,7 @@ def _prepare(dialect: Dialect, source: bytes) -> Prepared:
                 _rewrite_definition(text, source, match, definition, prepared)
     if dialect.attributes:
         conditionals = [(m.start(), m.end()) for m in _CONDITIONAL.finditer(source)]
-        _blank_attributes(text, dialect.attributes, prepared, _span_lookup(conditionals))
+        _blank_attributes(text, dialect, prepared, _span_lookup(conditionals))
     prepared.text = bytes(text)
     return prepared
 
@@ -223,11 +228,12 @@ def _span_lookup(spans: list[tuple[int, int]]) -> Callable[[int], bool]:
 _IDENTIFIER = re.compile(rb"[A-Za-z_]\w*")
 
 
-def _blank_attributes(text: bytearray, attributes: dict[str, AttributeMacro], prepared: Prepared,
+def _blank_attributes(text: bytearray, dialect: Dialect, prepared: Prepared,
                       in_conditional: Callable[[int], bool]) -> None:
     source = bytes(text)
+    attributes = dialect.attributes_by_word
     for match in _IDENTIFIER.finditer(source):
-        macro = attributes.get(match.group().decode())
+        macro = attributes.get(match.group())
         if macro is None or in_conditional(match.start()):
             continue
         start, end = match.span()
