@@ -24,11 +24,11 @@ from typing import TypeVar
 from regaudit import __version__
 from regaudit.errors import BadInput
 from regaudit.facts import link_facts, read, text_facts
-from regaudit.facts.store import FactStore
-from regaudit.parse.extract import FileFacts, extract_file, register_attribute_flags
+from regaudit.facts.store import FactStore, PackedFacts, pack
+from regaudit.parse.extract import extract_file, register_attribute_flags
 from regaudit.parse.prepare import Dialect, load_dialect
 from regaudit.parse.text_scan import TextScan, has_defines, has_protos, merged, scan_data, scan_files
-from regaudit.prefilter import FRAME_STRUCTS, SEED_TOKENS, new_tokens, stop_tokens
+from regaudit.prefilter import FRAME_STRUCTS, SEED_TOKENS, new_tokens, stop_tokens, token_hints
 from regaudit.resources import content_hash, data_dir
 from regaudit.tree import EXCLUDED_TOP_DIRS, KernelTree, SourceFile, arch_of, open_tree, walk_sources
 
@@ -50,7 +50,8 @@ class IndexResult:
     files_warned: int = 0
     files_selected: int = 0
     tokens: int = 0
-    rounds: int = 0
+    rounds: int = 0  # of the prefilter fixpoint
+    scans: int = 0  # grep passes over the tree's files
     parse_errors: int = 0
     unchanged: bool = False
     seconds: float = 0.0
@@ -62,7 +63,7 @@ class IndexResult:
 class _Parsed:
     source: SourceFile
     sha256: str
-    facts: FileFacts | None
+    facts: PackedFacts | None
     warning: tuple[str, str] | None  # (kind, message)
 
 
@@ -87,7 +88,7 @@ def index_tree(tree_path: str | os.PathLike[str], db_path: Path, *, prefilter: s
     with FactStore(db_path, bulk=not reusable) as store:
         with _pool(tree, workers) as pool:
             selection = _Selection(tree, sources, store, pool, reusable, result, progress)
-            tokens = selection.run(prefilter)
+            tokens = selection.run(prefilter, token_hints() | (previous.tokens if previous else frozenset()))
             text = _scan_text(tree, sources, pool, selection.progress)
         previously_indexed = set(previous.files) if previous else set()
         for path in previously_indexed - set(selection.selected):
@@ -158,6 +159,40 @@ def _mentions(tokens: list[str]) -> re.Pattern[bytes]:
     return re.compile(rb"\b(?:" + b"|".join(re.escape(t.encode()) for t in tokens) + rb")\b")
 
 
+UNREADABLE = "unreadable"
+_Occurrence = tuple[SourceFile, int, str]  # file, byte offset (-1: unreadable), token
+
+
+class _Occurrences:
+    """Where the prefilter's passes saw tokens: per file, (offset, token) in file order."""
+
+    def __init__(self) -> None:
+        self.scanned: set[str] = set()
+        self.sources: dict[str, SourceFile] = {}
+        self.seen: dict[str, list[tuple[int, str]]] = {}
+
+    def add(self, found: list[_Occurrence]) -> None:
+        for source, offset, token in found:
+            self.sources[source.path] = source
+            spots = self.seen.setdefault(source.path, [])
+            spots.append((offset, token))
+            keyword, _, tag = token.partition(" ")
+            if tag and keyword in ("struct", "union"):
+                # grep reports `struct X` and not the `X` inside it, which a pass for `X` alone would report
+                spots.append((offset + len(keyword) + 1, tag))
+
+    def first_of(self, pending: dict[str, SourceFile], tokens: set[str]) -> list[tuple[SourceFile, str]]:
+        """Pending files that name one of `tokens`, each with the first it names (or UNREADABLE)."""
+        matched = []
+        for path, spots in self.seen.items():
+            if path not in pending:
+                continue
+            named = [(offset, -len(token), token) for offset, token in spots if token in tokens or token == UNREADABLE]
+            if named:
+                matched.append((self.sources[path], min(named)[2]))
+        return sorted(matched, key=lambda item: item[0].path)
+
+
 class _Selection:
     """One run of the prefilter fixpoint, parsing (or reusing) files as they are selected."""
 
@@ -173,7 +208,13 @@ class _Selection:
         self.progress = progress or (lambda _stage, _done, _total: None)
         self.selected: dict[str, str] = {}
 
-    def run(self, mode: str) -> dict[str, tuple[int, str]]:
+    def run(self, mode: str, hints: frozenset[str]) -> dict[str, tuple[int, str]]:
+        """The fixpoint's tokens (-> round, origin), every file that names one admitted and parsed.
+
+        `hints` are speculative tokens (earlier runs' tokens, rules/prefilter_hints.txt): the first pass
+        over the tree looks for them beside the seeds, so the rounds that derive them need no pass of
+        their own. They change speed, never the result: a file is admitted only for a token the
+        fixpoint derived, and a derived token that no pass has looked for yet gets a pass."""
         tokens: dict[str, tuple[int, str]] = {t: (0, "seed") for t in SEED_TOKENS}
         if mode == "all":
             self._admit([(s, "all") for s in self.sources])
@@ -182,9 +223,15 @@ class _Selection:
         stop = stop_tokens()
         fresh = dict(tokens)
         pending = {s.path: s for s in self.sources}
+        occurrences = _Occurrences()
+        speculative = sorted(hints - set(tokens) - stop)
+        self._scan(occurrences, list(pending.values()), [*tokens, *speculative], first_only=False)
         while fresh:
             self.result.rounds += 1
-            matched = self._scan(list(pending.values()), list(fresh))
+            unscanned = [token for token in fresh if token not in occurrences.scanned]
+            if unscanned:
+                self._scan(occurrences, list(pending.values()), unscanned, first_only=True)
+            matched = occurrences.first_of(pending, set(fresh))
             for source, _token in matched:
                 del pending[source.path]
             self._admit(matched)
@@ -199,17 +246,19 @@ class _Selection:
         self.result.tokens = len(tokens)
         return tokens
 
-    def _scan(self, pending: list[SourceFile], tokens: list[str]) -> list[tuple[SourceFile, str]]:
+    def _scan(self, occurrences: _Occurrences, pending: list[SourceFile], tokens: list[str], *,
+              first_only: bool) -> None:
+        """One pass of grep over `pending` for `tokens`: every occurrence, or each file's first one."""
+        self.result.scans += 1
         chunks = _chunks(pending)
-        matched: list[tuple[SourceFile, str]] = []
         with tempfile.NamedTemporaryFile("w", prefix="regaudit-tokens-", suffix=".txt") as token_file:
             token_file.write("\n".join(tokens) + "\n")
             token_file.flush()
-            work = [(str(self.tree.root), chunk, token_file.name) for chunk in chunks]
+            work = [(str(self.tree.root), chunk, token_file.name, first_only) for chunk in chunks]
             for done, found in enumerate(self.pool.imap_unordered(_scan_chunk, work), start=1):
-                matched += found
-                self.progress(f"scanning (round {self.result.rounds})", done, len(chunks))
-        return sorted(matched, key=lambda item: item[0].path)
+                occurrences.add(found)
+                self.progress(f"scanning (pass {self.result.scans})", done, len(chunks))
+        occurrences.scanned.update(tokens)
 
     def _admit(self, matched: list[tuple[SourceFile, str]]) -> None:
         to_parse: list[SourceFile] = []
@@ -242,7 +291,7 @@ def _store_parsed(store: FactStore, parsed: _Parsed, result: IndexResult) -> Non
         store.add_file(parsed.facts, parsed.sha256, parsed.source.size, arch_of(path))
         result.files_parsed += 1
         result.parse_errors += parsed.facts.parse_errors
-        result.warnings += [(path, w["kind"], w["message"]) for w in parsed.facts.warnings]
+        result.warnings += [(path, w["kind"], w["message"]) for w in parsed.facts.rows("warnings")]
     if parsed.warning is not None:
         store.add_warning(path, *parsed.warning)
         result.warnings.append((path, *parsed.warning))
@@ -279,29 +328,30 @@ def _init_worker(tree_root: str) -> None:
     register_attribute_flags(_DIALECT)
 
 
-def _scan_chunk(args: tuple[str, list[SourceFile], str]) -> list[tuple[SourceFile, str]]:
-    """Files of the chunk that mention a token, with the first token seen.
+def _scan_chunk(args: tuple[str, list[SourceFile], str, bool]) -> list[_Occurrence]:
+    """Occurrences of the tokens in the chunk's files (only each file's first with `first_only`).
 
     GNU grep's fixed-string matcher is ~10x faster than Python's regex alternation over the 1.4 GB
     of a tree; `-w` gives the same whole-identifier semantics as prefilter.token_pattern.
     """
-    root, sources, token_file = args
+    root, sources, token_file, first_only = args
     by_path = {s.path: s for s in sources if s.size <= MAX_FILE_BYTES}
     if not by_path:
         return []
-    completed = subprocess.run(["grep", "-a", "-H", "-o", "-w", "-F", "-m1", "-f", token_file, "--", *by_path],
-                               cwd=root, capture_output=True, check=False)
-    found: dict[str, str] = {}
+    command = ["grep", "-a", "-H", "-b", "-o", "-w", "-F", *(["-m1"] if first_only else []), "-f", token_file]
+    completed = subprocess.run([*command, "--", *by_path], cwd=root, capture_output=True, check=False)
+    found: list[_Occurrence] = []
     for line in completed.stdout.decode("utf-8", "replace").splitlines():
-        path, _, token = line.partition(":")
-        if path in by_path and path not in found:
-            found[path] = token
+        path, _, rest = line.partition(":")
+        offset, _, token = rest.partition(":")
+        if path in by_path and offset.isdigit():
+            found.append((by_path[path], int(offset), token))
     for line in completed.stderr.decode("utf-8", "replace").splitlines():
         # 'grep: PATH: Permission denied': select it so the parse step reports it as unreadable.
         parts = line.split(": ")
         if len(parts) >= 3 and parts[1] in by_path:
-            found.setdefault(parts[1], "unreadable")
-    return [(by_path[path], token) for path, token in found.items()]
+            found.append((by_path[parts[1]], -1, UNREADABLE))
+    return found
 
 
 def _text_chunk(args: tuple[str, list[str]]) -> TextScan:
@@ -332,7 +382,7 @@ def _parse_data(source: SourceFile, data: bytes) -> _Parsed:
         warning = ("encoding", f"not UTF-8 (byte {err.start}); parsed as bytes")
     try:
         assert _DIALECT is not None
-        facts = extract_file(source.path, data, _DIALECT)
+        facts = pack(extract_file(source.path, data, _DIALECT))
     except Exception as err:
         return _Parsed(source, sha, None, ("internal", f"extraction failed: {type(err).__name__}: {err}"))
     return _Parsed(source, sha, facts, warning)

@@ -61,6 +61,20 @@ class TokenCandidate:
         return f"{self.keyword} {self.name}" if self.keyword else self.name
 
 
+HINTS_FILE = "prefilter_hints.txt"
+
+
+def token_hints() -> frozenset[str]:
+    """The tokens of rules/prefilter_hints.txt: what the fixpoint derived on the trees it was proven on.
+
+    Only speed depends on them (see index._Selection.run); a missing or stale file costs passes."""
+    path = data_dir("rules") / HINTS_FILE
+    if not path.is_file():
+        return frozenset()
+    lines = (line.strip() for line in path.read_text().splitlines())
+    return frozenset(line for line in lines if line and not line.startswith("#"))
+
+
 def stop_tokens() -> frozenset[str]:
     rules = tomllib.loads((data_dir("rules") / "prefilter.toml").read_text())
     return frozenset(entry["name"] for entry in rules.get("stop", []))

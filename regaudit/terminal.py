@@ -36,7 +36,8 @@ class Console:
             f"files: {counts.get('files', 0)} indexed ({state}) in {result.seconds:.1f} s",
         ]
         if not result.unchanged:
-            lines.append(f"prefilter: {result.tokens} tokens after {result.rounds} rounds; "
+            passes = f"{result.scans} pass{'es' if result.scans != 1 else ''} over the tree"
+            lines.append(f"prefilter: {result.tokens} tokens after {result.rounds} rounds ({passes}); "
                          f"{result.parse_errors} parse-error nodes in parsed files")
         warned = counts.get("warnings", 0)
         lines.append(f"warnings: {warned}" + (" (see the `warnings` table)" if warned else ""))

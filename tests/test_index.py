@@ -60,6 +60,31 @@ def test_prefilter_follows_struct_members_to_a_fixpoint(tmp_path: Path) -> None:
         [("regs_intr.regs->ip", "read")]
 
 
+def selection(db: Path) -> tuple[list[tuple], list[tuple]]:
+    return (rows(db, "SELECT path, selected, reason FROM sources ORDER BY path"),
+            rows(db, "SELECT token, round, origin FROM prefilter_tokens ORDER BY token"))
+
+
+@pytest.mark.parametrize("hints", [
+    # every token the fixpoint derives: one pass over the tree instead of one per round
+    {"struct perf_regs", "struct perf_sample_data"},
+    # `unrelated` names a function of drivers/misc/unrelated.c that carries no pt_regs: never derived,
+    # so its file is not selected; `struct perf_regs` is missing, so its round gets a pass of its own
+    {"unrelated", "struct perf_sample_data"},
+])
+def test_hints_change_the_passes_over_the_tree_never_the_selection(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, hints: set[str]) -> None:
+    tree = tree_with(tmp_path)
+    monkeypatch.setattr(index_module, "token_hints", lambda: frozenset())
+    plain = index_tree(tree, tmp_path / "plain.db", workers=1)
+    monkeypatch.setattr(index_module, "token_hints", lambda: frozenset(hints))
+    hinted = index_tree(tree, tmp_path / "hinted.db", workers=1)
+    assert selection(hinted.db) == selection(plain.db)
+    assert plain.scans == plain.rounds == 3  # seeds, then struct perf_regs, then struct perf_sample_data
+    derived = {token for token, _round, _origin in selection(plain.db)[1]}
+    assert hinted.scans == 1 + len(derived - hints - {"pt_regs", "ftrace_regs"})
+
+
 def test_all_mode_parses_every_file(tmp_path: Path) -> None:
     result = index_tree(tree_with(tmp_path), tmp_path / "facts.db", prefilter="all", workers=1)
     assert rows(result.db, "SELECT count(*) FROM files") == [(3,)]

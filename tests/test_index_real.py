@@ -9,7 +9,10 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from kernel_trees import SERIES, indexed_db
+from kernel_trees import SERIES, indexed_db, kernel_tree
+
+import regaudit.index as index_module
+from regaudit.index import index_tree
 
 
 def query(db: Path, sql: str, *args: object) -> list[tuple]:
@@ -116,3 +119,15 @@ def test_every_tree_indexes_with_its_version_and_the_key_facts(series: str) -> N
         [("struct pt_regs *",)]
     files = query(db, "SELECT count(*), sum(parse_errors > 0) FROM files")[0]
     assert files[0] > 1000 and files[1] < files[0]
+
+
+@pytest.mark.slow
+def test_without_hints_the_fixpoint_selects_the_same_7_3_files_in_a_pass_per_round(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, db73: Path) -> None:
+    """rules/prefilter_hints.txt only saves passes over the tree (see test_index.py for the rule)."""
+    monkeypatch.setattr(index_module, "token_hints", lambda: frozenset())
+    plain = index_tree(kernel_tree("7.3"), tmp_path / "plain.db")
+    for sql in ("SELECT path, selected, reason FROM sources ORDER BY path",
+                "SELECT token, round, origin FROM prefilter_tokens ORDER BY token"):
+        assert query(plain.db, sql) == query(db73, sql), sql
+    assert plain.scans == plain.rounds > 1

@@ -27,6 +27,7 @@ class PreviousIndex:
     token_count: int
     stats: dict[str, tuple[int, int]]  # path -> (size, mtime_ns) of every source looked at
     files: dict[str, str]  # parsed path -> sha256
+    tokens: frozenset[str]  # the prefilter tokens it derived
 
     @property
     def file_count(self) -> int:
@@ -55,8 +56,9 @@ def previous_index(db_path: Path) -> PreviousIndex | None:
         return None
     stats = {path: (size, mtime) for path, size, mtime in db.execute("SELECT path, size, mtime_ns FROM sources")}
     files = dict(db.execute("SELECT path, sha256 FROM files"))
+    tokens = frozenset(token for (token,) in db.execute("SELECT token FROM prefilter_tokens"))
     db.conn.close()
-    return PreviousIndex(run[0], run[1], run[2], run[3] or 0, stats, files)
+    return PreviousIndex(run[0], run[1], run[2], run[3] or 0, stats, files, tokens)
 
 
 def record_unchanged_run(db_path: Path, run: dict[str, object]) -> None:
