@@ -17,5 +17,5 @@ def test_the_wheel_ships_queries_rules_and_reports(tmp_path: Path) -> None:
     (wheel,) = tmp_path.glob("regaudit-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     for data in ("queries/definitions.scm", "queries/expressions.scm", "rules/c_dialect.toml",
-                 "rules/prefilter.toml", "rules/frames/x86.toml", "reports/README.md"):
+                 "rules/prefilter.toml", "rules/prefilter_hints.txt", "rules/frames/x86.toml", "reports/README.md"):
         assert f"regaudit/_data/{data}" in names, f"{data} missing from {wheel.name}"
