@@ -21,6 +21,8 @@ a call through a field reaches every function bound to a field of that name in t
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import re
 import sqlite3
 import time
@@ -114,13 +116,14 @@ def _includes(path: Path, header: str) -> bool:
 
 
 def link_database(db_path: Path, tree_path: str | Path, arches: list[str] | None = None,
-                  changes: IndexChanges | None = None) -> LinkResult:
+                  changes: IndexChanges | None = None, jobs: int | None = None) -> LinkResult:
     """Resolve the calls of the indexed tree for `arches` (default: the tree's arches with frame rules).
 
     Replaces the edges of the arches linked, keeps the others, and publishes atomically. With `changes`, the
     `IndexChanges` of the database's last index run, an arch linked just before that run is relinked only where
-    the changed files can reach (see `relink_scope`). BadInput when the database is not an indexed one or was
-    built from another kernel version.
+    the changed files can reach (see `relink_scope`). Arches linked anew are resolved in `jobs` processes
+    (default: one per core). BadInput when the database is not an indexed one or was built from another kernel
+    version.
     """
     started = time.perf_counter()
     db_path = Path(db_path)
@@ -138,11 +141,15 @@ def link_database(db_path: Path, tree_path: str | Path, arches: list[str] | None
             raise BadInput(f"{db_path}: no finished index run; run `regaudit index` first")
         if index.kernel_version != tree.version:
             raise BadInput(f"{db_path}: indexed from Linux {index.kernel_version}, but {tree.root} is {tree.version}")
-        run_id = link_facts.start_link_run(store.conn, index, __version__, _now())
-        result = LinkResult(db_path, run_id)
         with ArchFacts(store.conn) as facts:
             linker = _Linker(store.conn, tree.root, facts, kernel_series(tree.version), changes)
-            result.arches = [linker.link(run_id, arch) for arch in chosen]
+            # Resolved before the run writes anything: the workers read the working copy's facts.
+            fresh = [arch for arch in chosen if linker.scope_of(arch) is None]
+            anew = {resolved.arch: resolved for resolved in linker.resolve_anew(fresh, store.path, jobs)}
+            run_id = link_facts.start_link_run(store.conn, index, __version__, _now())
+            result = LinkResult(db_path, run_id)
+            result.arches = [linker.record(run_id, anew[arch]) if arch in anew else linker.relink(run_id, arch)
+                             for arch in chosen]
         link_facts.finish_link_run(store.conn, run_id, _now())
     result.seconds = time.perf_counter() - started
     return result
@@ -215,38 +222,60 @@ class _Linker:
     def scope(self) -> RelinkScope | None:
         return None if self.changes is None else relink_scope(self.conn, self.changes, self.generic_headers)
 
-    def link(self, run_id: int, arch: str) -> ArchLink:
-        started = time.perf_counter()
-        config = BuildConfig.load(self.tree, arch, self.facts, ConfigRules.for_arch(self.config_rules, arch),
-                                  self.shared)
-        resolver = Resolver(program_for(self.tree, arch, self.generic_headers), config, self.by_name)
-        linked = link_facts.linked_arch(self.conn, arch)
-        scope = self._scope_after(linked)
-        if linked is None or scope is None:
-            calls, resolved, count = self._link_all(run_id, resolver)
-        else:
-            calls, resolved, count = self._relink(run_id, resolver, scope, linked)
-        return ArchLink(arch, calls, resolved, count, time.perf_counter() - started, incremental=scope is not None)
+    def scope_of(self, arch: str) -> RelinkScope | None:
+        """What to resolve again for an arch that can be relinked incrementally; None to link it anew."""
+        return self._scope_after(link_facts.linked_arch(self.conn, arch))
 
-    def _link_all(self, run_id: int, resolver: Resolver) -> tuple[int, int, int]:
-        """Replace every edge of the arch; returns (calls, resolved calls, edges)."""
+    def resolve_anew(self, arches: list[str], db_path: Path, jobs: int | None) -> Iterator[_Resolved]:
+        """Every edge of `arches`, in forked processes that read the facts at `db_path` when there are several."""
+        global _FORKED
+        workers = min(jobs or os.cpu_count() or 1, len(arches))
+        if workers <= 1 or "fork" not in multiprocessing.get_all_start_methods():
+            yield from (self._resolve_all(arch, self.facts) for arch in arches)
+            return
+        for prefetched in (self.direct_calls, self.shadowed):  # read once, inherited by the workers
+            assert prefetched is not None
+        _FORKED = (self, db_path)
+        try:
+            with multiprocessing.get_context("fork").Pool(workers) as pool:
+                yield from pool.imap_unordered(_resolve_forked, arches)
+        finally:
+            _FORKED = None
+
+    def _resolve_all(self, arch: str, facts: ArchFacts) -> _Resolved:
+        started = time.perf_counter()
+        resolver = self._resolver(arch, facts)
         edges: list[Edge] = []
         calls = self._direct_edges(resolver, self.direct_calls, self.shadowed, edges)
         calls += self._pointer_edges(resolver, edges)
-        return calls, *link_facts.replace_edges(self.conn, run_id, resolver.program.arch, edges, calls)
+        return _Resolved(arch, edges, calls, time.perf_counter() - started)
 
-    def _relink(self, run_id: int, resolver: Resolver, scope: RelinkScope,
-                linked: LinkedArch) -> tuple[int, int, int]:
-        """Replace the edges of the calls `scope` reaches and of every call through a field; returns (calls,
-        resolved calls, edges)."""
-        arch = resolver.program.arch
+    def record(self, run_id: int, resolved: _Resolved) -> ArchLink:
+        """Replace every edge of an arch by those `resolve_anew` found."""
+        started = time.perf_counter()
+        counts = link_facts.replace_edges(self.conn, run_id, resolved.arch, resolved.edges, resolved.calls)
+        return ArchLink(resolved.arch, resolved.calls, *counts, resolved.seconds + time.perf_counter() - started,
+                        incremental=False)
+
+    def relink(self, run_id: int, arch: str) -> ArchLink:
+        """Replace the edges of the calls `scope_of(arch)` reaches and of every call through a field."""
+        started = time.perf_counter()
+        scope = self.scope_of(arch)
+        linked = link_facts.linked_arch(self.conn, arch)
+        assert scope is not None and linked is not None, "resolve_anew links the others"
+        resolver = self._resolver(arch, self.facts)
         recomputed = link_facts.calls_reaching(self.conn, arch, scope.paths, scope.names)
         shadowed = link_facts.local_names(self.conn, {call.function_id for call in recomputed if call.function_id})
         edges: list[Edge] = []
         self._direct_edges(resolver, recomputed, shadowed, edges)
         self._pointer_edges(resolver, edges)
         calls = linked.calls - _visible(resolver, scope.before) + _visible(resolver, scope.after)
-        return calls, *link_facts.update_edges(self.conn, run_id, arch, [call.id for call in recomputed], edges, calls)
+        counts = link_facts.update_edges(self.conn, run_id, arch, [call.id for call in recomputed], edges, calls)
+        return ArchLink(arch, calls, *counts, time.perf_counter() - started, incremental=True)
+
+    def _resolver(self, arch: str, facts: ArchFacts) -> Resolver:
+        config = BuildConfig.load(self.tree, arch, facts, ConfigRules.for_arch(self.config_rules, arch), self.shared)
+        return Resolver(program_for(self.tree, arch, self.generic_headers), config, self.by_name)
 
     def _scope_after(self, linked: LinkedArch | None) -> RelinkScope | None:
         """`scope` for an arch whose edges (written by the link `linked`) were current until the index run of
@@ -287,6 +316,26 @@ class _Linker:
         return calls
 
 
+@dataclass(frozen=True)
+class _Resolved:
+    """Every edge of one arch, resolved anew (in a worker process when several arches are)."""
+
+    arch: str
+    edges: list[Edge]
+    calls: int
+    seconds: float
+
+
+_FORKED: tuple[_Linker, Path] | None = None  # set in the parent before forking; the workers inherit it
+
+
+def _resolve_forked(arch: str) -> _Resolved:
+    assert _FORKED is not None, "set before the fork"
+    linker, db_path = _FORKED
+    with ArchFacts(db_path) as facts:  # the parent's connection must not cross the fork
+        return linker._resolve_all(arch, facts)
+
+
 def _visible(resolver: Resolver, facts: TouchedFacts) -> int:
     """Call sites of `facts` in the arch's program whose guard is not false."""
     return sum(count for path, condition, count in facts.call_sites if resolver.open_guard(path, condition) is not None)
@@ -307,22 +356,23 @@ class Target:
 
 
 class Resolver:
-    """Name → definitions for one arch's program, memoised per (name, caller file when it matters)."""
+    """Name → definitions for one arch's program, memoised per (name, caller file when it matters), and the
+    guard of a fact memoised per (file, condition)."""
 
     def __init__(self, program: Program, config: BuildConfig, by_name: dict[str, list[DefinitionRow]]) -> None:
         self.program = program
         self.config = config
         self.by_name = by_name
         self._memo: dict[tuple[str, str | None], tuple[Target, ...]] = {}
+        self._guards: dict[tuple[str, str], str | None] = {}
 
     def open_guard(self, path: str, condition: str) -> str | None:
         """None when a fact at `path` under `condition` is not in the program; else the guard left open ('')."""
-        if not self.program.sees(path):
-            return None
-        holds: Truth = self.config.holds(condition)
-        if holds is False:
-            return None
-        return "" if holds else condition
+        key = (path, condition)
+        if key not in self._guards:
+            holds: Truth = self.config.holds(condition) if self.program.sees(path) else False
+            self._guards[key] = None if holds is False else "" if holds else condition
+        return self._guards[key]
 
     def resolve(self, name: str, caller_file: str) -> tuple[Target, ...]:
         """The definitions a call of `name` from `caller_file` may reach: every candidate of the best tier,
