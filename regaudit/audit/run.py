@@ -8,8 +8,6 @@ database (`regaudit.audit.document`), so what is printed is exactly what `regaud
 
 from __future__ import annotations
 
-import multiprocessing
-import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -32,6 +30,7 @@ from regaudit.facts.store import FactStore, open_existing
 from regaudit.flow.bpf_helpers import HelperEntry, bpf_helpers
 from regaudit.flow.link import link_database
 from regaudit.flow.propagate import arch_program
+from regaudit.forking import fork_map
 from regaudit.ruleset.flow_rules import Bridge, load_bridges, load_sources
 from regaudit.ruleset.load import kernel_series, ruleset_hash
 from regaudit.subsystems import Maintainers
@@ -75,7 +74,7 @@ def audit_database(db_path: Path, tree_path: str | Path, arches: list[str] | Non
     missing = sorted(arch for arch in set(chosen) - set(_linked(db_path)) if only.get(arch, True))
     if missing:  # an arch with no seed to check needs no program
         say(f"linking {', '.join(missing)}")
-        link_database(db_path, tree.root, missing, changes)
+        link_database(db_path, tree.root, missing, changes, jobs)
     bridges = load_bridges(series)
     barriers = frozenset((b.caller, b.function) for b in bridges if b.kind == "no_flow" and b.caller)
     job = _ArchJob(db_path, tree.root, models, bridges, Maintainers.load(tree.root, series), seeds, dotconfig,
@@ -123,30 +122,12 @@ class _ArchJob:
     helper_lists: dict[str, list[HelperEntry]] = field(default_factory=dict)
 
 
-_JOB: _ArchJob | None = None  # set in the parent before forking; the workers inherit it
-
-
 def _check_arches(job: _ArchJob, arches: list[str], jobs: int | None) -> Iterator[ArchResult]:
-    global _JOB
-    workers = min(jobs or os.cpu_count() or 1, len(arches))
-    if workers <= 1 or "fork" not in multiprocessing.get_all_start_methods():
-        yield from (_check_arch(job, arch) for arch in arches)
-        return
-    for bridge in job.bridges:
+    for bridge in job.bridges:  # derived once here rather than in every worker
         if (bridge.kind == "calls_helpers" and bridge.name not in job.helper_lists
                 and any(job.only.get(arch, True) for arch in arches)):
             job.helper_lists[bridge.name] = bpf_helpers(job.db_path, job.tree, bridge)
-    _JOB = job
-    try:
-        with multiprocessing.get_context("fork").Pool(workers) as pool:
-            yield from pool.imap(_check_forked, arches)
-    finally:
-        _JOB = None
-
-
-def _check_forked(arch: str) -> ArchResult:
-    assert _JOB is not None, "set before the fork"
-    return _check_arch(_JOB, arch)
+    return fork_map(lambda arch: _check_arch(job, arch), arches, jobs)
 
 
 def _check_arch(job: _ArchJob, arch: str) -> ArchResult:

@@ -21,8 +21,6 @@ a call through a field reaches every function bound to a field of that name in t
 
 from __future__ import annotations
 
-import multiprocessing
-import os
 import re
 import sqlite3
 import time
@@ -51,6 +49,7 @@ from regaudit.facts.link_facts import (
     TouchedFacts,
 )
 from regaudit.facts.store import FactStore, open_existing
+from regaudit.forking import fork_map
 from regaudit.ruleset.load import kernel_series
 from regaudit.tree import open_tree
 
@@ -143,13 +142,10 @@ def link_database(db_path: Path, tree_path: str | Path, arches: list[str] | None
             raise BadInput(f"{db_path}: indexed from Linux {index.kernel_version}, but {tree.root} is {tree.version}")
         with ArchFacts(store.conn) as facts:
             linker = _Linker(store.conn, tree.root, facts, kernel_series(tree.version), changes)
-            # Resolved before the run writes anything: the workers read the working copy's facts.
-            fresh = [arch for arch in chosen if linker.scope_of(arch) is None]
-            anew = {resolved.arch: resolved for resolved in linker.resolve_anew(fresh, store.path, jobs)}
+            resolved = list(linker.resolve(chosen, store.path, jobs))
             run_id = link_facts.start_link_run(store.conn, index, __version__, _now())
             result = LinkResult(db_path, run_id)
-            result.arches = [linker.record(run_id, anew[arch]) if arch in anew else linker.relink(run_id, arch)
-                             for arch in chosen]
+            result.arches = [linker.record(run_id, arch) for arch in resolved]
         link_facts.finish_link_run(store.conn, run_id, _now())
     result.seconds = time.perf_counter() - started
     return result
@@ -222,56 +218,61 @@ class _Linker:
     def scope(self) -> RelinkScope | None:
         return None if self.changes is None else relink_scope(self.conn, self.changes, self.generic_headers)
 
-    def scope_of(self, arch: str) -> RelinkScope | None:
-        """What to resolve again for an arch that can be relinked incrementally; None to link it anew."""
-        return self._scope_after(link_facts.linked_arch(self.conn, arch))
-
-    def resolve_anew(self, arches: list[str], db_path: Path, jobs: int | None) -> Iterator[_Resolved]:
-        """Every edge of `arches`, in forked processes that read the facts at `db_path` when there are several."""
-        global _FORKED
-        workers = min(jobs or os.cpu_count() or 1, len(arches))
-        if workers <= 1 or "fork" not in multiprocessing.get_all_start_methods():
-            yield from (self._resolve_all(arch, self.facts) for arch in arches)
+    def resolve(self, arches: list[str], db_path: Path, jobs: int | None) -> Iterator[_Resolved]:
+        """The edges of each arch: all of them for an arch linked anew, else those of the calls its relink scope
+        reaches. Several arches are resolved in forked processes that read the facts at `db_path` (the working
+        copy, before the link run writes anything)."""
+        plans = {arch: self._relink_plan(arch) for arch in arches}
+        anew = [arch for arch, plan in plans.items() if plan is None]
+        # A relink resolves a few calls: cheaper here than the fork of a process holding every definition.
+        yield from (self._resolve(arch, plan, self.conn, self.facts) for arch, plan in plans.items() if plan)
+        if len(anew) <= 1:
+            yield from (self._resolve(arch, None, self.conn, self.facts) for arch in anew)
             return
-        for prefetched in (self.direct_calls, self.shadowed):  # read once, inherited by the workers
-            assert prefetched is not None
-        _FORKED = (self, db_path)
-        try:
-            with multiprocessing.get_context("fork").Pool(workers) as pool:
-                yield from pool.imap_unordered(_resolve_forked, arches)
-        finally:
-            _FORKED = None
+        assert self.direct_calls is not None and self.shadowed is not None  # read once, before forking
+        yield from fork_map(lambda arch: self._resolve_forked(arch, db_path), anew, jobs)
 
-    def _resolve_all(self, arch: str, facts: ArchFacts) -> _Resolved:
+    def _relink_plan(self, arch: str) -> tuple[RelinkScope, LinkedArch] | None:
+        """What to resolve again for an arch that can be relinked incrementally; None to link it anew."""
+        linked = link_facts.linked_arch(self.conn, arch)
+        scope = self._scope_after(linked)
+        return None if scope is None or linked is None else (scope, linked)
+
+    def _resolve_forked(self, arch: str, db_path: Path) -> _Resolved:
+        conn = open_existing(db_path).conn  # the parent's connection must not cross the fork
+        try:
+            return self._resolve(arch, None, conn, ArchFacts(conn))
+        finally:
+            conn.close()
+
+    def _resolve(self, arch: str, plan: tuple[RelinkScope, LinkedArch] | None, conn: sqlite3.Connection,
+                 facts: ArchFacts) -> _Resolved:
         started = time.perf_counter()
         resolver = self._resolver(arch, facts)
         edges: list[Edge] = []
-        calls = self._direct_edges(resolver, self.direct_calls, self.shadowed, edges)
-        calls += self._pointer_edges(resolver, edges)
-        return _Resolved(arch, edges, calls, time.perf_counter() - started)
-
-    def record(self, run_id: int, resolved: _Resolved) -> ArchLink:
-        """Replace every edge of an arch by those `resolve_anew` found."""
-        started = time.perf_counter()
-        counts = link_facts.replace_edges(self.conn, run_id, resolved.arch, resolved.edges, resolved.calls)
-        return ArchLink(resolved.arch, resolved.calls, *counts, resolved.seconds + time.perf_counter() - started,
-                        incremental=False)
-
-    def relink(self, run_id: int, arch: str) -> ArchLink:
-        """Replace the edges of the calls `scope_of(arch)` reaches and of every call through a field."""
-        started = time.perf_counter()
-        scope = self.scope_of(arch)
-        linked = link_facts.linked_arch(self.conn, arch)
-        assert scope is not None and linked is not None, "resolve_anew links the others"
-        resolver = self._resolver(arch, self.facts)
-        recomputed = link_facts.calls_reaching(self.conn, arch, scope.paths, scope.names)
-        shadowed = link_facts.local_names(self.conn, {call.function_id for call in recomputed if call.function_id})
-        edges: list[Edge] = []
+        if plan is None:
+            calls = self._direct_edges(resolver, self.direct_calls, self.shadowed, edges)
+            calls += self._pointer_edges(resolver, edges)
+            return _Resolved(arch, edges, calls, None, time.perf_counter() - started)
+        scope, linked = plan
+        recomputed = link_facts.calls_reaching(conn, arch, scope.paths, scope.names)
+        shadowed = link_facts.local_names(conn, {call.function_id for call in recomputed if call.function_id})
         self._direct_edges(resolver, recomputed, shadowed, edges)
         self._pointer_edges(resolver, edges)
         calls = linked.calls - _visible(resolver, scope.before) + _visible(resolver, scope.after)
-        counts = link_facts.update_edges(self.conn, run_id, arch, [call.id for call in recomputed], edges, calls)
-        return ArchLink(arch, calls, *counts, time.perf_counter() - started, incremental=True)
+        return _Resolved(arch, edges, calls, [call.id for call in recomputed], time.perf_counter() - started)
+
+    def record(self, run_id: int, resolved: _Resolved) -> ArchLink:
+        """Write what `resolve` found: every edge of the arch, or those of the calls resolved again (and of every
+        call through a field)."""
+        started = time.perf_counter()
+        if resolved.recomputed is None:
+            counts = link_facts.replace_edges(self.conn, run_id, resolved.arch, resolved.edges, resolved.calls)
+        else:
+            counts = link_facts.update_edges(self.conn, run_id, resolved.arch, resolved.recomputed, resolved.edges,
+                                             resolved.calls)
+        return ArchLink(resolved.arch, resolved.calls, *counts, resolved.seconds + time.perf_counter() - started,
+                        incremental=resolved.recomputed is not None)
 
     def _resolver(self, arch: str, facts: ArchFacts) -> Resolver:
         config = BuildConfig.load(self.tree, arch, facts, ConfigRules.for_arch(self.config_rules, arch), self.shared)
@@ -318,22 +319,13 @@ class _Linker:
 
 @dataclass(frozen=True)
 class _Resolved:
-    """Every edge of one arch, resolved anew (in a worker process when several arches are)."""
+    """The edges `_Linker.resolve` found for one arch, before they are written."""
 
     arch: str
     edges: list[Edge]
-    calls: int
+    calls: int  # call sites in the arch's program whose guard is not false
+    recomputed: list[int] | None  # the calls resolved again by an incremental relink; None: all, anew
     seconds: float
-
-
-_FORKED: tuple[_Linker, Path] | None = None  # set in the parent before forking; the workers inherit it
-
-
-def _resolve_forked(arch: str) -> _Resolved:
-    assert _FORKED is not None, "set before the fork"
-    linker, db_path = _FORKED
-    with ArchFacts(db_path) as facts:  # the parent's connection must not cross the fork
-        return linker._resolve_all(arch, facts)
 
 
 def _visible(resolver: Resolver, facts: TouchedFacts) -> int:
