@@ -123,17 +123,22 @@ def foreign_symbols(tree: Path, arch: str) -> frozenset[str]:
     Read from the `config`/`menuconfig` lines of every Kconfig* file under arch/<other>/, less what this
     arch's files and the shared arch/Kconfig declare (a symbol several arches declare is this arch's too).
     """
-    def declared(paths: list[Path]) -> set[str]:
-        names: set[str] = set()
-        for path in paths:
-            names.update(_DECLARATION.findall(path.read_text(encoding="utf-8", errors="replace")))
-        return names
-
-    others = [path for name in list_arches(tree) if name != arch
-              for path in files_below(tree / "arch" / name, "Kconfig*")]
+    declared = _declared_per_arch(tree)
+    others = set().union(*(names for name, names in declared.items() if name != arch))
     shared = tree / "arch" / "Kconfig"
-    own = files_below(tree / "arch" / arch, "Kconfig*") + ([shared] if shared.is_file() else [])
-    return frozenset(declared(others) - declared(own))
+    own = declared.get(arch, frozenset()) | (_declared(shared) if shared.is_file() else frozenset())
+    return frozenset(others - own)
+
+
+@cache
+def _declared_per_arch(tree: Path) -> dict[str, frozenset[str]]:
+    """The symbols the Kconfig* files under each arch/<name>/ declare (one walk of arch/ for every arch)."""
+    return {name: frozenset().union(*map(_declared, files_below(tree / "arch" / name, "Kconfig*")))
+            for name in list_arches(tree)}
+
+
+def _declared(path: Path) -> frozenset[str]:
+    return frozenset(_DECLARATION.findall(path.read_text(encoding="utf-8", errors="replace")))
 
 
 def read_kconfig(path: Path, tree: Path) -> list[ConfigEntry]:

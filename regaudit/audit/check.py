@@ -75,6 +75,22 @@ class _Arrival:
     path: tuple[Hop, ...]  # ends with the call
 
 
+_Answers = dict[tuple[str, frozenset[str]], bool | None]
+
+
+class _RecordingOracle:
+    """A branch oracle that remembers every question a walk asked it and its answer."""
+
+    def __init__(self, oracle: FrameOracle) -> None:
+        self.oracle = oracle
+        self.answers: _Answers = {}
+
+    def decide(self, condition: str, frame_vars: frozenset[str]) -> bool | None:
+        question = (condition, frame_vars)
+        if question not in self.answers:
+            self.answers[question] = self.oracle.decide(condition, frame_vars)
+        return self.answers[question]
+
 class ArchCheck:
     """One architecture's check: the compiled program, its frame models and its bridges."""
 
@@ -94,6 +110,8 @@ class ArchCheck:
         self._oracles: dict[tuple[str, ...], FrameOracle] = {}
         self._derived: dict[str, tuple[str, ...] | None] = {}
         self._helper_scopes: dict[tuple[str, int, tuple[str, ...]], Scope] = {}
+        # per (helper, ctx position): each distinct walk, with the oracle's answers it depended on
+        self._helper_walks: dict[tuple[str, int], list[tuple[_Answers, list[ConsumerAccess], Scope]]] = {}
         self._used = Scope()  # what the seed being checked depended on so far
 
     def run(self, seeds: list[SourceSeed], only: set[SeedKey] | None = None) -> ArchOutcome:
@@ -200,16 +218,26 @@ class ArchCheck:
         return self.helper_lists[bridge.name]
 
     def _helper_body(self, function: str, position: int, model: FrameModel) -> list[ConsumerAccess]:
-        """What a helper does with its ctx parameter: propagated once per frame model and cached."""
+        """What a helper does with its ctx parameter, cached per frame model. A model's frame enters the walk
+        only through the branch conditions its oracle decides, so a walk is taken over from another model whose
+        oracle answered each question this walk asked in the same way."""
         key = (function, position, model.key)
         if key not in self._helper_accesses:
-            found: list[ConsumerAccess] = []
-            scope = Scope(names=frozenset({function}))
-            for function_id in self.program.functions_named(function):
-                propagation = self.program.run(Seed(f"helper:{function}", function_id, param=position),
-                                               self._oracle(model))
-                found += self._accesses(propagation, model, follow_programs=False)
-                scope |= propagation.scope
+            oracle = self._oracle(model)
+            walks = self._helper_walks.setdefault((function, position), [])
+            same = [(found, scope) for answers, found, scope in walks
+                    if all(oracle.decide(*question) == answer for question, answer in answers.items())]
+            if same:
+                found, scope = same[0]
+            else:
+                recording = _RecordingOracle(oracle)
+                found, scope = [], Scope(names=frozenset({function}))
+                for function_id in self.program.functions_named(function):
+                    propagation = self.program.run(Seed(f"helper:{function}", function_id, param=position),
+                                                   recording)
+                    found += self._accesses(propagation, model, follow_programs=False)
+                    scope |= propagation.scope
+                walks.append((recording.answers, found, scope))
             self._helper_accesses[key], self._helper_scopes[key] = found, scope
         self._used |= self._helper_scopes[key]
         return self._helper_accesses[key]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections import defaultdict
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -20,6 +21,7 @@ from regaudit.facts.link_facts import member_types, typedef_types
 # (condition text, holds, exit) the fact runs under, innermost first; `exit` is None except for a guard
 # clause (`if (C) return;`): -1 for a return, a goto's label line, 0 for break/continue
 Branches = tuple[tuple[str, bool, int | None], ...]
+_CHUNK = 500
 
 
 @dataclass(frozen=True)
@@ -88,10 +90,11 @@ class Assignment(NamedTuple):
 
 
 class FlowFacts:
-    """One arch's facts, read function by function as the walk first needs them, then kept.
+    """One arch's facts, read as the walk first needs them, then kept.
 
     A walk reaches a few thousand of the tree's ~100k definitions: reading those on demand (one indexed
-    query per table and function) costs less than grouping every fact of the database up front.
+    query per table, for a function or for the batch of functions a cell's readers are looked for in) costs
+    less than grouping every fact of the database up front.
     """
 
     def __init__(self, conn: sqlite3.Connection, arch: str, tree_path: str | None = None) -> None:
@@ -118,10 +121,53 @@ class FlowFacts:
 
     def function(self, function_id: int) -> Function:
         if function_id not in self._functions:
-            row = self.conn.execute("SELECT id, name, kind, file, line, end_line, macro_body FROM functions "
-                                    "WHERE id = ?", (function_id,)).fetchone()
-            self._functions[function_id] = Function(*row)
+            self.load_functions([function_id])
         return self._functions[function_id]
+
+    def load_functions(self, function_ids: Iterable[int]) -> None:
+        """Read the definition rows of many functions at once (those a cell's readers are looked for in)."""
+        for marks, chunk in _chunks(function_ids, self._functions):
+            for row in self.conn.execute(f"SELECT id, name, kind, file, line, end_line, macro_body FROM functions "
+                                         f"WHERE id IN ({marks})", chunk):
+                self._functions[row[0]] = Function(*row)
+
+    def load_bodies(self, function_ids: Iterable[int]) -> None:
+        """Read what the walk compiles of many functions at once: parameters and declarations, call sites with
+        their arguments and this arch's callees, accesses and assignments."""
+        for marks, chunk in _chunks(function_ids, self._calls):
+            params: dict[int, list[str | None]] = {f: [] for f in chunk}
+            declarations: dict[int, dict[str, str | None]] = {f: {} for f in chunk}
+            for function_id, name, type_ in self.conn.execute(
+                    f"SELECT function_id, name, type FROM params WHERE function_id IN ({marks}) "
+                    f"ORDER BY function_id, position", chunk):
+                params[function_id].append(name)
+                if name is not None and type_ is not None:
+                    declarations[function_id][name] = type_
+            for function_id, name, type_ in self.conn.execute(
+                    f"SELECT function_id, name, type FROM variables WHERE function_id IN ({marks}) ORDER BY rowid",
+                    chunk):
+                declarations[function_id][name] = type_
+            self._params.update(params)
+            self._var_types.update(declarations)
+            self._calls.update(_calls(self.conn, marks, chunk))
+            for call_id, callee_id, guard in self.conn.execute(
+                    f"SELECT call_id, callee_id, condition FROM edges WHERE arch = ? AND caller_id IN ({marks})",
+                    (self.arch, *chunk)):
+                self._callees.setdefault(call_id, []).append(callee_id)
+                self._edge_guards[(call_id, callee_id)] = guard
+            accesses: dict[int, list[Access]] = {f: [] for f in chunk}
+            for *columns, branches in self.conn.execute(
+                    f"SELECT id, function_id, file, line, base_var, base_var_kind, base_call, member, access, mask, "
+                    f"condition, branches FROM accesses WHERE function_id IN ({marks}) ORDER BY id", chunk):
+                accesses[columns[1]].append(Access(*columns, branches=_branches(branches)))
+            self._accesses.update(accesses)
+            assignments: dict[int, list[Assignment]] = {f: [] for f in chunk}
+            for f, line, lv, lk, lm, ld, *rest, branches in self.conn.execute(
+                    f"SELECT function_id, line, lhs_var, lhs_var_kind, lhs_member, lhs_deref, rhs_kind, rhs_callee, "
+                    f"rhs_var, rhs_var_kind, rhs_member, cast_type, branches FROM assignments "
+                    f"WHERE function_id IN ({marks}) AND operator = '=' ORDER BY id", chunk):
+                assignments[f].append(Assignment(f, line, lv, lk, lm, bool(ld), *rest, branches=_branches(branches)))
+            self._assignments.update(assignments)
 
     def functions_named(self, name: str, file: str | None = None) -> list[int]:
         """Ids of the definitions called `name` (in `file` when given), in file order."""
@@ -136,9 +182,7 @@ class FlowFacts:
 
     def params(self, function_id: int) -> list[str | None]:
         """Parameter names by position."""
-        if function_id not in self._params:
-            self._params[function_id] = [name for (name,) in self.conn.execute(
-                "SELECT name FROM params WHERE function_id = ? ORDER BY position", (function_id,))]
+        self.load_bodies([function_id])
         return self._params[function_id]
 
     def declares(self, function_id: int, name: str) -> bool:
@@ -150,22 +194,12 @@ class FlowFacts:
         return self._declarations(function_id).get(name) or self.file_scope.get(name)
 
     def _declarations(self, function_id: int) -> dict[str, str | None]:
-        if function_id not in self._var_types:
-            self._var_types[function_id] = dict(self.conn.execute(
-                "SELECT name, type FROM params WHERE function_id = ?1 AND name IS NOT NULL AND type IS NOT NULL "
-                "UNION ALL SELECT name, type FROM variables WHERE function_id = ?1", (function_id,)))
+        self.load_bodies([function_id])
         return self._var_types[function_id]
 
     def calls(self, function_id: int) -> list[CallSite]:
         """The function's call sites, in id order; their callees on this arch are read with them."""
-        if function_id not in self._calls:
-            self._calls[function_id] = _calls(self.conn, function_id)
-            for call_id, callee_id, guard in self.conn.execute(
-                "SELECT call_id, callee_id, condition FROM edges WHERE arch = ? AND caller_id = ?",
-                (self.arch, function_id),
-            ):
-                self._callees.setdefault(call_id, []).append(callee_id)
-                self._edge_guards[(call_id, callee_id)] = guard
+        self.load_bodies([function_id])
         return self._calls[function_id]
 
     def callees(self, call: CallSite) -> list[int]:
@@ -177,23 +211,11 @@ class FlowFacts:
         return self._edge_guards.get((call_id, callee_id), "")
 
     def accesses(self, function_id: int) -> list[Access]:
-        if function_id not in self._accesses:
-            rows = self.conn.execute(
-                "SELECT id, function_id, file, line, base_var, base_var_kind, base_call, member, access, mask, "
-                "condition, branches FROM accesses WHERE function_id = ? ORDER BY id", (function_id,))
-            self._accesses[function_id] = [Access(*columns, branches=_branches(branches))
-                                           for *columns, branches in rows]
+        self.load_bodies([function_id])
         return self._accesses[function_id]
 
     def assignments(self, function_id: int) -> list[Assignment]:
-        if function_id not in self._assignments:
-            rows = self.conn.execute(
-                "SELECT function_id, line, lhs_var, lhs_var_kind, lhs_member, lhs_deref, rhs_kind, rhs_callee, "
-                "rhs_var, rhs_var_kind, rhs_member, cast_type, branches FROM assignments WHERE function_id = ? "
-                "AND operator = '=' ORDER BY id", (function_id,))
-            self._assignments[function_id] = [Assignment(f, line, lv, lk, lm, bool(ld), *rest,
-                                                         branches=_branches(branches))
-                                              for f, line, lv, lk, lm, ld, *rest, branches in rows]
+        self.load_bodies([function_id])
         return self._assignments[function_id]
 
     def callers_calling(self, callee: str) -> list[int]:
@@ -230,19 +252,30 @@ class FlowFacts:
         return {function_id for (function_id,) in rows if function_id is not None}
 
 
-def _calls(conn: sqlite3.Connection, function_id: int) -> list[CallSite]:
+def _calls(conn: sqlite3.Connection, marks: str, function_ids: list[int]) -> dict[int, list[CallSite]]:
     args: dict[int, list[Argument]] = defaultdict(list)
     for call_id, *rest in conn.execute(
-        "SELECT a.call_id, a.position, a.var, a.var_kind, a.address_of, a.member, a.inner_call FROM call_args a "
-        "JOIN calls c ON c.id = a.call_id WHERE c.function_id = ? ORDER BY a.call_id, a.position", (function_id,)
+        f"SELECT a.call_id, a.position, a.var, a.var_kind, a.address_of, a.member, a.inner_call FROM call_args a "
+        f"JOIN calls c ON c.id = a.call_id WHERE c.function_id IN ({marks}) ORDER BY a.call_id, a.position",
+        function_ids,
     ):
         position, var, var_kind, address_of, member, inner_call = rest
         args[call_id].append(Argument(position, var, var_kind, bool(address_of), member, inner_call))
-    rows = conn.execute(
-        "SELECT id, function_id, file, line, callee, callee_expr, callee_member, result_use, condition, branches "
-        "FROM calls WHERE function_id = ? ORDER BY id", (function_id,)
-    )
-    return [CallSite(*row[:-1], args=tuple(args.get(row[0], ())), branches=_branches(row[-1])) for row in rows]
+    calls: dict[int, list[CallSite]] = {function_id: [] for function_id in function_ids}
+    for row in conn.execute(
+        f"SELECT id, function_id, file, line, callee, callee_expr, callee_member, result_use, condition, branches "
+        f"FROM calls WHERE function_id IN ({marks}) ORDER BY id", function_ids,
+    ):
+        calls[row[1]].append(CallSite(*row[:-1], args=tuple(args.get(row[0], ())), branches=_branches(row[-1])))
+    return calls
+
+
+def _chunks(function_ids: Iterable[int], loaded: Mapping[int, object]) -> Iterator[tuple[str, list[int]]]:
+    """(placeholders, ids) for the ids not `loaded` yet, a few hundred at a time (SQLite's parameter limit)."""
+    missing = sorted({function_id for function_id in function_ids if function_id not in loaded})
+    for start in range(0, len(missing), _CHUNK):
+        chunk = missing[start:start + _CHUNK]
+        yield ", ".join("?" * len(chunk)), chunk
 
 
 def _branches(column: str) -> Branches:

@@ -356,6 +356,7 @@ class FlowProgram:
         self._in_program: dict[str, bool] = {}
         self._aliases: dict[int, dict[str, set[tuple[str, str]]]] = {}
         self._naming: dict[tuple[bool, str], set[int]] = {}
+        self._readers: dict[HeapKey, tuple[set[int], list[tuple[int, frozenset[tuple[str, str]]]]]] = {}
         self._returns_added: set[int] = set()
 
     def in_program(self, function_id: int) -> bool:
@@ -378,16 +379,29 @@ class FlowProgram:
         return set(body.heap_reads).union(*(self.embeddings.get(o, set()) for o in body.open_reads))
 
     def readers_of(self, key: HeapKey) -> set[int]:
-        """The functions of the program that read the cell `key`."""
-        named = (key[0] == "field", cell_name(key))  # a field is named in member paths, a variable as itself
-        if named not in self._naming:
-            self._naming[named] = self.facts.naming(named[1], member=named[0])
-        readers = set()
-        for function_id in self._naming[named]:
-            body = self.compiled(function_id)
-            if body is not None and key in self.cells_read(body):
-                readers.add(function_id)
-        return readers
+        """The functions of the program that read the cell `key`.
+
+        Of the candidates (functions naming the cell), those reading it by name are found once; those loading a
+        field through a plain pointer read it when the cell is known to embed that field's struct, which more
+        compiled functions can make true, so they are asked each time."""
+        if key not in self._readers:
+            named = (key[0] == "field", cell_name(key))  # a field is named in member paths, a variable as itself
+            if named not in self._naming:
+                self._naming[named] = self.facts.naming(named[1], member=named[0])
+            candidates = self._naming[named]
+            self.facts.load_functions(candidates)  # in bulk: a common field name has hundreds of candidates
+            self.facts.load_bodies([f for f in candidates if f not in self.bodies and self.in_program(f)])
+            by_name, through_pointers = set(), []
+            for function_id in candidates:
+                body = self.compiled(function_id)
+                if body is not None and key in body.heap_reads:
+                    by_name.add(function_id)
+                elif body is not None and body.open_reads:
+                    through_pointers.append((function_id, body.open_reads))
+            self._readers[key] = (by_name, through_pointers)
+        by_name, through_pointers = self._readers[key]
+        return by_name | {function_id for function_id, loads in through_pointers
+                          if any(key in self.embeddings.get(load, ()) for load in loads)}
 
     def run(self, seed: Seed, oracle: BranchOracle | None = None) -> Propagation:
         """One seed's reaches, escapes and entered functions; nothing when its function is not in the program.

@@ -208,20 +208,23 @@ def _index_bound(view: _ArchView, body: str, index: str) -> int | None:
 def _constant(view: _ArchView, name: str) -> int | None:
     if name.isdigit():
         return int(name)
-    return _enumerators(view.tree, view.config.arch).get(name)
+    return _enumerator(view.tree, view.config.arch, name)
 
 
 @cache
-def _enumerators(tree: Path, arch: str) -> dict[str, int]:
-    """Enumerator values of every enum in arch/<arch>/include (the perf uapi enums live there)."""
+def _enumerator(tree: Path, arch: str, name: str) -> int | None:
+    """The value of enumerator `name` in arch/<arch>/include (the perf uapi enums live there), the last header
+    defining it winning; only the headers naming it are parsed."""
+    word = re.compile(rb"\b" + re.escape(name.encode()) + rb"\b")
     values: dict[str, int] = {}
     for header in files_below(tree / "arch" / arch / "include", "*.h"):
-        if b"enum" not in header.read_bytes():
+        text = header.read_bytes()
+        if b"enum" not in text or not word.search(text):
             continue
         source = parse_file(tree, str(header.relative_to(tree)))
         for enum in descendants(source.root, ("enumerator_list",)):
             values.update(_enum_values(enum))
-    return values
+    return values.get(name)
 
 
 def _enum_values(enum: Node) -> dict[str, int]:
