@@ -28,7 +28,7 @@ from regaudit.facts.store import FactStore, PackedFacts, pack
 from regaudit.parse.extract import extract_file, register_attribute_flags
 from regaudit.parse.prepare import Dialect, load_dialect
 from regaudit.parse.text_scan import TextScan, has_defines, has_protos, merged, scan_data, scan_files
-from regaudit.prefilter import FRAME_STRUCTS, SEED_TOKENS, new_tokens, stop_tokens, token_hints
+from regaudit.prefilter import FRAME_STRUCTS, SEED_TOKENS, TokenCandidate, new_tokens, stop_tokens, token_hints
 from regaudit.resources import content_hash, data_dir
 from regaudit.tree import EXCLUDED_TOP_DIRS, KernelTree, SourceFile, arch_of, open_tree, walk_sources
 
@@ -224,6 +224,7 @@ class _Selection:
         fresh = dict(tokens)
         pending = {s.path: s for s in self.sources}
         occurrences = _Occurrences()
+        candidates: dict[str, list[TokenCandidate]] = {origin: [] for origin in read.CANDIDATE_ORIGINS}
         speculative = sorted(hints - set(tokens) - stop)
         self._scan(occurrences, list(pending.values()), [*tokens, *speculative], first_only=False)
         while fresh:
@@ -235,10 +236,14 @@ class _Selection:
             for source, _token in matched:
                 del pending[source.path]
             self._admit(matched)
+            # Every admitted file's candidates, kept across rounds: a fresh token may make an earlier one a token.
+            for candidate in read.token_candidates(self.store.conn, [source.path for source, _token in matched]):
+                candidates[candidate.origin].append(candidate)
             # Layout tokens select the files defining them but carry no pointer: they never make
             # further names tokens (s390 pt_regs embeds tpi_info, which per-cpu lowcore embeds).
             carriers = [token for token, (_round, origin) in fresh.items() if origin != "layout"]
-            found = new_tokens(read.token_candidates(self.store.conn), carriers, set(tokens), stop) if carriers else {}
+            offered = (candidate for origin in read.CANDIDATE_ORIGINS for candidate in candidates[origin])
+            found = new_tokens(offered, carriers, set(tokens), stop) if carriers else {}
             layout = read.layout_tokens(self.store.conn, FRAME_STRUCTS) - set(tokens) - set(found)
             found |= dict.fromkeys(layout, "layout")
             fresh = {name: (self.result.rounds, origin) for name, origin in found.items()}

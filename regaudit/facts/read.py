@@ -7,8 +7,9 @@ decide what to reuse, and writes the two small bookkeeping tables it owns (`sour
 
 from __future__ import annotations
 
+import json
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,15 +82,20 @@ def replace_sources(conn: sqlite3.Connection, sources: list[SourceFile], selecte
                      ((token, round_, origin) for token, (round_, origin) in tokens.items()))
 
 
+_IN_FILES = "IN (SELECT value FROM json_each(?))"
 _CANDIDATE_QUERIES = (
     # Function-pointer members/typedefs ('(' in the type) do not carry data: see prefilter.py.
     ("struct member", "SELECT s.name, m.type, s.kind FROM structs s JOIN struct_members m ON m.struct_id = s.id "
-                      "WHERE s.name IS NOT NULL AND m.type NOT LIKE '%(%'"),
-    ("typedef", "SELECT name, type FROM typedefs WHERE type NOT LIKE '%(%'"),
-    ("macro body", "SELECT name, macro_body FROM functions WHERE kind = 'macro' AND file LIKE '%.h'"),
-    ("macro body", "SELECT name, value FROM defines WHERE file LIKE '%.h'"),
-    ("return type", "SELECT name, return_type FROM functions WHERE kind != 'macro' AND return_type IS NOT NULL"),
+                      f"WHERE s.name IS NOT NULL AND m.type NOT LIKE '%(%' AND s.file {_IN_FILES}"),
+    ("typedef", f"SELECT name, type FROM typedefs WHERE type NOT LIKE '%(%' AND file {_IN_FILES}"),
+    ("macro body", f"SELECT name, macro_body FROM functions WHERE kind = 'macro' AND file LIKE '%.h' "
+                   f"AND file {_IN_FILES}"),
+    ("macro body", f"SELECT name, value FROM defines WHERE file LIKE '%.h' AND file {_IN_FILES}"),
+    ("return type", "SELECT name, return_type FROM functions WHERE kind != 'macro' AND return_type IS NOT NULL "
+                    f"AND file {_IN_FILES}"),
 )
+# new_tokens keeps the first origin a token is found with: candidates are offered in this order
+CANDIDATE_ORIGINS = tuple(dict.fromkeys(origin for origin, _sql in _CANDIDATE_QUERIES))
 
 
 def layout_tokens(conn: sqlite3.Connection, frames: tuple[str, ...]) -> set[str]:
@@ -107,9 +113,11 @@ def layout_tokens(conn: sqlite3.Connection, frames: tuple[str, ...]) -> set[str]
     return found
 
 
-def token_candidates(conn: sqlite3.Connection) -> Iterator[TokenCandidate]:
+def token_candidates(conn: sqlite3.Connection, files: Collection[str]) -> Iterator[TokenCandidate]:
+    """The names defined in `files` that may become prefilter tokens, with the text that decides it."""
+    listed = json.dumps(sorted(files))
     for origin, sql in _CANDIDATE_QUERIES:
-        for name, text, *keyword in conn.execute(sql):
+        for name, text, *keyword in conn.execute(sql, (listed,)):
             if name and text:
                 yield TokenCandidate(name, text, origin, keyword[0] if keyword else "")
 
