@@ -290,16 +290,17 @@ class _Linker:
         """Append the edges of the `name(...)` calls `direct_calls`, but of those naming a parameter or local of
         their function (`shadowed`); returns how many of them the program has."""
         calls = 0
+        arch, defined = resolver.program.arch, resolver.by_name
         for call in direct_calls:
             call_guard = resolver.open_guard(call.file, call.condition)
             if call_guard is None:
                 continue
             calls += 1
-            if (call.function_id, call.callee) in shadowed:
-                continue  # a parameter or local of that name: a function pointer, not the global definition
+            if call.callee not in defined or (call.function_id, call.callee) in shadowed:
+                continue  # no definition indexed; or a parameter or local of that name: a function pointer
             edges.extend(
-                Edge(resolver.program.arch, call.id, call.function_id, target.definition.id, target.kind,
-                     _conjoin(call_guard, *target.guards))
+                Edge(arch, call.id, call.function_id, target.definition.id, target.kind,
+                     _conjoin(call_guard, *target.guards) if target.guards else call_guard)
                 for target in resolver.resolve(call.callee, call.file)
             )
         return calls
