@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -251,8 +252,10 @@ class _Lookup(Mapping[str, bool]):
         return 0
 
 
+@cache
 def _translate(condition: str) -> tuple[str, dict[str, tuple[str, str]]]:
-    """The C guard as a Kconfig expression over placeholder symbols, and what each placeholder tests.
+    """The C guard as a Kconfig expression over placeholder symbols, and what each placeholder tests (kept per
+    condition text: callers only read the mapping).
 
     `defined(X)`, `IS_ENABLED(CONFIG_X)`, a bare `CONFIG_X` and numbers become atoms; `==` becomes
     Kconfig's `=`. Anything else (arithmetic, function-like macros) raises ValueError.

@@ -379,12 +379,18 @@ def evaluate(expr: str, known: Mapping[str, bool]) -> Truth:
     return _ExpressionParser(expr, known).parse()
 
 
+@cache
+def _expression_tokens(expr: str) -> tuple[tuple[str, str], ...]:
+    """(kind, text) per token: every guard of a tree is evaluated once per arch and stage, from the same text."""
+    return tuple((kind, text) for kind, text, _ in _tokens(expr))
+
+
 class _ExpressionParser:
     """Recursive descent in Kconfig precedence: `||` < `&&` < `!` < comparison < atom/parentheses."""
 
     def __init__(self, expr: str, known: Mapping[str, bool]) -> None:
         self._expr = expr
-        self._tokens = [(kind, text) for kind, text, _ in _tokens(expr)]
+        self._tokens = _expression_tokens(expr)
         self._position = 0
         self._known = known
 

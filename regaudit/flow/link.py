@@ -28,7 +28,7 @@ from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import cached_property
+from functools import cache, cached_property
 from pathlib import Path
 
 from regaudit import __version__
@@ -448,9 +448,17 @@ class StructNames:
 
     typedefs: dict[str, str]
     members: dict[tuple[str, str], str]
+    # answers kept across arches (neither depends on the arch)
+    _types: dict[str | None, str | None] = field(default_factory=dict, compare=False, repr=False)
+    _holders: dict[tuple[str | None, str], str | None] = field(default_factory=dict, compare=False, repr=False)
 
     def of_type(self, type_text: str | None) -> str | None:
         """'fprobe' for 'const struct fprobe *'; a typedef of an anonymous struct names itself; else None."""
+        if type_text not in self._types:
+            self._types[type_text] = self._named(type_text)
+        return self._types[type_text]
+
+    def _named(self, type_text: str | None) -> str | None:
         for _ in range(_TYPEDEF_HOPS):
             text = re.sub(r"\b(?:const|volatile)\b|\*", " ", type_text or "").strip()
             match = re.fullmatch(r"(?:struct|union)\s+(\w+)", text)
@@ -466,12 +474,15 @@ class StructNames:
     def holding(self, binding: Binding) -> str | None:
         """The struct holding the bound field's last component: `fp.entry_handler` of a
         `struct bpf_kprobe_multi_link` is held by the type of its member `fp` (`struct fprobe`)."""
-        holder = self.of_type(binding.struct_type)
-        for component in re.split(r"\.|->", binding.field)[:-1]:
-            if holder is None:
-                return None
-            holder = self.of_type(self.members.get((holder, component.split("[")[0])))
-        return holder
+        key = (binding.struct_type, binding.field)
+        if key not in self._holders:
+            holder = self.of_type(binding.struct_type)
+            for component in re.split(r"\.|->", binding.field)[:-1]:
+                if holder is None:
+                    break
+                holder = self.of_type(self.members.get((holder, component.split("[")[0])))
+            self._holders[key] = holder
+        return self._holders[key]
 
 
 def _may_hold(call_struct: str | None, bound_struct: str | None) -> bool:
@@ -479,6 +490,7 @@ def _may_hold(call_struct: str | None, bound_struct: str | None) -> bool:
     return call_struct is None or bound_struct is None or call_struct == bound_struct
 
 
+@cache
 def _last_component(member: str) -> str:
     return re.split(r"\.|->", member)[-1]
 
