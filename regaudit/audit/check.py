@@ -91,6 +91,7 @@ class _RecordingOracle:
             self.answers[question] = self.oracle.decide(condition, frame_vars)
         return self.answers[question]
 
+
 class ArchCheck:
     """One architecture's check: the compiled program, its frame models and its bridges."""
 
@@ -225,10 +226,10 @@ class ArchCheck:
         if key not in self._helper_accesses:
             oracle = self._oracle(model)
             walks = self._helper_walks.setdefault((function, position), [])
-            same = [(found, scope) for answers, found, scope in walks
-                    if all(oracle.decide(*question) == answer for question, answer in answers.items())]
-            if same:
-                found, scope = same[0]
+            same = next(((found, scope) for answers, found, scope in walks
+                         if all(oracle.decide(*question) == answer for question, answer in answers.items())), None)
+            if same is not None:
+                found, scope = same
             else:
                 recording = _RecordingOracle(oracle)
                 found, scope = [], Scope(names=frozenset({function}))

@@ -229,7 +229,8 @@ class _Linker:
         if len(anew) <= 1:
             yield from (self._resolve(arch, None, self.conn, self.facts) for arch in anew)
             return
-        assert self.direct_calls is not None and self.shadowed is not None  # read once, before forking
+        # Read here, once (not in an assert, which -O drops): a forked worker must not use the parent's connection.
+        _ = self.direct_calls, self.shadowed
         yield from fork_map(lambda arch: self._resolve_forked(arch, db_path), anew, jobs)
 
     def _relink_plan(self, arch: str) -> tuple[RelinkScope, LinkedArch] | None:
