@@ -21,6 +21,7 @@ import pytest
 from click.testing import CliRunner, Result
 from kernel_trees import indexed_db, kernel_tree
 
+from regaudit.audit.check import source_key
 from regaudit.audit.run import audit_database
 from regaudit.cli import main
 from regaudit.patch.checkpatch import render
@@ -139,6 +140,12 @@ def test_checking_only_the_seeds_a_patch_can_change_finds_what_checking_every_se
     full = check_patch(tree, db, patched, ["arm64", "x86"], full=True)
     assert outcome(incremental) == outcome(full)
     assert full.selection is not None and not full.selection.kept
+    # the seeds checked again found what a full check finds, to the line (helper walks taken over included)
+    assert incremental.selection is not None and incremental.scratch is not None and full.scratch is not None
+    run = incremental.selection.run  # an arch missing from it had every seed checked again
+    assert sorted(map(json.dumps, incremental.scratch["findings"])) == sorted(
+        json.dumps(finding) for finding in full.scratch["findings"]
+        if source_key(finding["source"]) in run.get(finding["arch"], {source_key(finding["source"])}))
 
 
 def test_a_change_inside_one_function_rechecks_only_the_seeds_that_reach_it(tree: Path, db: Path) -> None:

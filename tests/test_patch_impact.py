@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fake_tree import make_tree
 
+from regaudit.audit.check import ConsumerAccess, HelperWalk
 from regaudit.audit.seeds import SourceSeed
 from regaudit.facts import audit_facts
 from regaudit.facts.store import FactStore
-from regaudit.flow.propagate import Scope, Seed
+from regaudit.flow.propagate import Hop, Scope, Seed
 from regaudit.index import index_overlay, index_tree
-from regaudit.patch.impact import Change, SeedPlanner, compare_facts, standing_helper_lists
+from regaudit.patch.impact import Change, SeedPlanner, compare_facts, standing_helper_lists, standing_helper_walks
+from regaudit.patch.line_map import LineMap
 from regaudit.ruleset.flow_rules import Source
 
 PERF = "kernel/perf.c"
@@ -69,11 +72,19 @@ def test_lines_moved_by_an_edit_elsewhere_change_no_function(tmp_path: Path) -> 
     assert (change.whole, change.functions, change.names) == ("", set(), set())
 
 
-def test_an_edited_body_changes_its_function_and_the_words_it_names(tmp_path: Path) -> None:
+def test_an_edited_body_changes_its_function_and_the_cells_it_may_read(tmp_path: Path) -> None:
+    """`regs` is read_ip's own parameter, no cell another function filled; its fields are named by struct."""
     change = change_of(tmp_path, edited("return regs->ip;", "return regs->ip + regs->sp;"))
     assert change.whole == ""
     assert change.functions == {(PERF, "read_ip")}
-    assert {"read_ip", "regs"} <= change.names | change.words
+    assert "read_ip" in change.names
+    assert change.words == {"pt_regs.ip", "pt_regs.sp"}
+
+
+def test_a_changed_function_names_the_globals_it_reads_and_untyped_fields_bare(tmp_path: Path) -> None:
+    change = change_of(tmp_path, edited("return regs->ip;", "return saved_regs->ip + regs->ctx.sp;"))
+    # before the patch read_ip read regs->ip; after it, the global saved_regs and two fields of untold structs
+    assert change.words == {"pt_regs.ip", "saved_regs", "ip", "ctx", "sp"}
 
 
 def test_a_return_statement_is_read_from_the_text_so_changing_it_changes_the_function(tmp_path: Path) -> None:
@@ -140,20 +151,67 @@ def test_comments_and_white_space_inside_a_function_change_nothing(tmp_path: Pat
     assert (change.whole, change.functions) == ("", set())
 
 
-def test_the_base_helper_lists_stand_while_their_return_lines_stay_put(tmp_path: Path) -> None:
-    """A helper list cites `return &X_proto;` lines: moved by the patch, the list is derived again."""
-    db = tmp_path / "facts.db"
-    entry = {"helper": "bpf_x", "proto": "bpf_x_proto", "function": "bpf_x", "ctx_positions": [0],
-             "via": ["prog_func_proto"], "file": "kernel/trace/bpf_trace.c", "line": 2, "condition": ""}
+BPF_TRACE = "kernel/trace/bpf_trace.c"
+PROTOS = b"switch (id) {\n\treturn &bpf_x_proto;\n}\n"  # line 2 holds the `return &X_proto;`
+
+
+def base_audit(db: Path, lists: dict[str, list[dict[str, Any]]], walks: dict[str, list[HelperWalk]]) -> None:
+    """A database whose latest audit holds these helper lists and helper walks."""
     with FactStore(db) as store:
         audit = audit_facts.start_audit(store.conn, {"started": "", "tool_version": "", "rules_hash": "",
                                                      "tree_path": "", "kernel_version": "7.3.4", "arches": ["x86"],
                                                      "config": None})
-        audit_facts.add_helper_lists(store.conn, audit, {"kprobe_helpers": [entry]})
+        audit_facts.add_helper_lists(store.conn, audit, lists)
+        audit_facts.add_helper_walks(store.conn, audit, {arch: [walk.to_json() for walk in arch_walks]
+                                                         for arch, arch_walks in walks.items()})
         audit_facts.finish_audit(store.conn, audit, "")
-    before = b"switch (id) {\n\treturn &bpf_x_proto;\n}\n"
-    below = {entry["file"]: (before, before + b"static void added(void) {}\n")}
-    above = {entry["file"]: (before, b"/* one more line */\n" + before)}
-    assert [e.proto for e in standing_helper_lists(db, Change(), below)["kprobe_helpers"]] == ["bpf_x_proto"]
-    assert standing_helper_lists(db, Change(), above) == {}
+
+
+def test_the_base_helper_lists_stand_with_their_lines_moved_unless_a_return_line_changed(tmp_path: Path) -> None:
+    db = tmp_path / "facts.db"
+    entry = {"helper": "bpf_x", "proto": "bpf_x_proto", "function": "bpf_x", "ctx_positions": [0],
+             "via": ["prog_func_proto"], "file": BPF_TRACE, "line": 2, "condition": ""}
+    base_audit(db, {"kprobe_helpers": [entry]}, {})
+    below = LineMap({BPF_TRACE: (PROTOS, PROTOS + b"static void added(void) {}\n")})
+    above = LineMap({BPF_TRACE: (PROTOS, b"/* one more line */\n" + PROTOS)})
+    replaced = LineMap({BPF_TRACE: (PROTOS, PROTOS.replace(b"bpf_x_proto", b"bpf_y_proto"))})
+    assert [(e.proto, e.line) for e in standing_helper_lists(db, Change(), below)["kprobe_helpers"]] == [
+        ("bpf_x_proto", 2)]
+    assert [(e.proto, e.line) for e in standing_helper_lists(db, Change(), above)["kprobe_helpers"]] == [
+        ("bpf_x_proto", 3)]
+    assert standing_helper_lists(db, Change(), replaced) == {}
     assert standing_helper_lists(db, Change(whole="a #define changed"), below) == {}
+
+
+def helper_walk(function: str, line: int, scope: Scope) -> HelperWalk:
+    """A walk of `function` in bpf_trace.c that reaches `regs->sp` at `line` of it."""
+    path = (Hop(function, BPF_TRACE, line - 1), Hop(function, BPF_TRACE, line))
+    access = ConsumerAccess(function, BPF_TRACE, line, "sp", "read", None, "direct", path)
+    return HelperWalk(function, 0, {("regs->flags & 1", frozenset({"regs"})): None}, [access], scope)
+
+
+def test_the_base_helper_walks_stand_unless_the_change_meets_their_scope_or_their_lines(tmp_path: Path) -> None:
+    db = tmp_path / "facts.db"
+    walks = [helper_walk("bpf_x", 3, Scope(functions=frozenset({(BPF_TRACE, "bpf_x")}))),
+             helper_walk("bpf_y", 7, Scope(cells=frozenset({"perf_regs.regs"}))),
+             helper_walk("bpf_z", 10, Scope())]
+    base_audit(db, {}, {"x86": walks})
+    old = b"".join(b"line %d\n" % n for n in range(1, 12))
+    new = b"added\n" + old.replace(b"line 10\n", b"line ten\n")  # every line moves down, line 10 is replaced
+    change = Change(functions={(BPF_TRACE, "bpf_x")}, words={"pt_regs.regs"})
+    standing = standing_helper_walks(db, change, LineMap({BPF_TRACE: (old, new)}))
+    # bpf_x: analysed a changed function; bpf_z: cites the replaced line; bpf_y stands, one line down
+    assert [walk.function for walk in standing["x86"]] == ["bpf_y"]
+    moved = standing["x86"][0].accesses[0]
+    assert (moved.line, [hop.line for hop in moved.path]) == (8, [7, 8])
+    assert standing["x86"][0].answers == walks[1].answers
+    assert standing_helper_walks(db, Change(whole="a #define changed"), LineMap({})) == {}
+    assert standing_helper_walks(db, Change(words={"regs"}), LineMap({}))["x86"] == walks[:1] + walks[2:]
+
+
+def test_a_line_map_moves_the_lines_a_patch_left_alone_and_drops_those_it_replaced() -> None:
+    old = b"a\nb\nc\nd\ne\n"
+    lines = LineMap({"f.c": (old, b"a\nnew\nb\nC\nd\ne\n")})
+    assert [lines.place("f.c", line) for line in range(1, 6)] == [1, 3, None, 5, 6]
+    assert lines.place("other.c", 4) == 4  # a file the patch does not touch keeps its lines
+    assert LineMap({"gone.c": (old, None)}).place("gone.c", 1) is None

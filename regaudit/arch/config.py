@@ -13,6 +13,7 @@ It reads facts through `regaudit.facts.arch_facts` and never interprets what a d
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from regaudit.arch.kconfig import (
     ConfigEntry,
     Truth,
     arch_capabilities,
+    arch_kconfig_files,
     evaluate,
     foreign_symbols,
     read_kconfig,
@@ -60,6 +62,43 @@ class ConfigRules:
         )
 
 
+@dataclass(frozen=True)
+class _ArchKconfig:
+    """An arch's Kconfig files under the rules' assumptions: what every `BuildConfig` of the arch shares (the
+    frame models, the link and each walk build one)."""
+
+    capabilities: Capabilities
+    assumed: dict[str, bool]  # the rules' assumptions, and the symbols they enable
+    values: dict[str, Truth]  # CONFIG_ symbol -> its value, filled as guards ask
+
+
+def _arch_kconfig(tree: Path, arch: str, rules: ConfigRules) -> _ArchKconfig:
+    """Read once per process while the Kconfig files it comes from are unchanged."""
+    files = [*arch_kconfig_files(tree, arch), *(tree / relative for relative in _SHARED_KCONFIGS)]
+    stats = tuple((str(path), stat.st_mtime_ns, stat.st_size) for path in files if (stat := _stat(path)))
+    return _read_arch_kconfig(tree, arch, rules.enable, tuple(sorted(rules.assume.items())), stats)
+
+
+@cache
+def _read_arch_kconfig(tree: Path, arch: str, enable: tuple[str, ...], assume: tuple[tuple[str, bool], ...],
+                       _stats: tuple[tuple[str, int, int], ...]) -> _ArchKconfig:
+    capabilities = Capabilities(arch, arch_capabilities(tree, arch).entries + shared_kconfig(tree))
+    assumed = dict(assume)
+    # Dependencies among the enabled options (FPROBE needs KPROBES...) settle in a second pass.
+    for _ in range(2):
+        for symbol in enable:
+            if capabilities.value(symbol, assumed) is not False:
+                assumed[symbol] = True
+    return _ArchKconfig(capabilities, assumed, {})
+
+
+def _stat(path: Path) -> os.stat_result | None:
+    try:
+        return path.stat()
+    except OSError:
+        return None
+
+
 def shared_kconfig(tree: Path) -> tuple[ConfigEntry, ...]:
     """The config blocks of the Kconfig files outside arch/<arch>/ that every arch's build shares."""
     return tuple(
@@ -87,24 +126,13 @@ class BuildConfig:
     _holds: dict[str, Truth] = field(default_factory=dict)
 
     @classmethod
-    def load(
-        cls, tree: Path, arch: str, facts: ArchFacts, rules: ConfigRules, shared: tuple[ConfigEntry, ...] | None = None,
-        dotconfig: Mapping[str, bool] | None = None,
-    ) -> BuildConfig:
-        """The build of `arch`; `shared` is `shared_kconfig(tree)`, read once when modelling many arches.
-
-        With `dotconfig` (`read_dotconfig`) every CONFIG_ symbol is what that file says, absent ones off.
-        """
-        own = arch_capabilities(tree, arch)
-        capabilities = Capabilities(arch, own.entries + (shared_kconfig(tree) if shared is None else shared))
-        assumed = dict(rules.assume)
-        # Dependencies among the enabled options (FPROBE needs KPROBES...) settle in a second pass.
-        for _ in range(2):
-            for symbol in rules.enable:
-                if capabilities.value(symbol, assumed) is not False:
-                    assumed[symbol] = True
-        return cls(arch, capabilities, assumed, dict(rules.macros), facts, dotconfig, foreign_symbols(tree, arch),
-                   build_symbols(tree))
+    def load(cls, tree: Path, arch: str, facts: ArchFacts, rules: ConfigRules,
+             dotconfig: Mapping[str, bool] | None = None) -> BuildConfig:
+        """The build of `arch`. With `dotconfig` (`read_dotconfig`) every CONFIG_ symbol is what that file says,
+        absent ones off."""
+        kconfig = _arch_kconfig(tree, arch, rules)
+        return cls(arch, kconfig.capabilities, kconfig.assumed, dict(rules.macros), facts, dotconfig,
+                   foreign_symbols(tree, arch), build_symbols(tree), _kconfig=kconfig.values)
 
     # --- Kconfig -----------------------------------------------------------------------------------
 

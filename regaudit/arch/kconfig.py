@@ -534,13 +534,17 @@ class Capabilities:
 
 def arch_capabilities(tree: Path, arch: str) -> Capabilities:
     """The selects and definitions of arch/<arch>/Kconfig plus the Kconfig.* files beside it."""
+    entries = [entry for path in arch_kconfig_files(tree, arch) for entry in read_kconfig(path, tree)]
+    return Capabilities(arch, tuple(entries))
+
+
+def arch_kconfig_files(tree: Path, arch: str) -> list[Path]:
+    """arch/<arch>/Kconfig and the Kconfig.* files beside it; BadInput when the arch has no Kconfig."""
     arch_dir = tree / "arch" / arch
     main = arch_dir / "Kconfig"
     if not main.is_file():
         raise BadInput(f"{tree}: no arch/{arch}/Kconfig (known arches: {', '.join(list_arches(tree))})")
-    extras = sorted(path for path in arch_dir.glob("Kconfig.*") if path.is_file())
-    entries = [entry for path in [main, *extras] for entry in read_kconfig(path, tree)]
-    return Capabilities(arch, tuple(entries))
+    return [main, *sorted(path for path in arch_dir.glob("Kconfig.*") if path.is_file())]
 
 
 class _Resolver(Mapping[str, bool]):

@@ -27,7 +27,7 @@ from regaudit.arch.catalogue import (
     load_catalogue,
     trampolines_for,
 )
-from regaudit.arch.config import BuildConfig, ConfigRules, shared_kconfig
+from regaudit.arch.config import BuildConfig, ConfigRules
 from regaudit.arch.effects import (
     Binding,
     Constant,
@@ -43,7 +43,7 @@ from regaudit.arch.effects import (
     Zero,
 )
 from regaudit.arch.frames import TRAMPOLINE_FRAME, FrameModel, FrameResult, MemberValue
-from regaudit.arch.kconfig import ConfigEntry, list_arches
+from regaudit.arch.kconfig import list_arches
 from regaudit.arch.layout import Layout, ReadLines, choose_struct, struct_layout
 from regaudit.errors import BadInput
 from regaudit.facts.arch_facts import ArchFacts
@@ -93,10 +93,9 @@ def build_frame_models(
         catalogue = load_catalogue(series)
         drift = _drift_by_entry(tree.root, tree.version, [*rules.values(), *load_rules("producers")])
         read_lines = _line_reader(tree.root)
-        shared = shared_kconfig(tree.root)
         models: list[FrameModel] = []
         for arch in sorted(arches or set(rules) & set(list_arches(tree.root))):
-            site = _ArchSite.load(tree.root, arch, facts, catalogue, read_lines, shared)
+            site = _ArchSite.load(tree.root, arch, facts, catalogue, read_lines)
             models += _arch_models(site, rules[arch], series, catalogue, drift)
     return sorted(models, key=lambda m: (m.arch, m.context, PRODUCERS.index(m.producer), m.trampoline))
 
@@ -136,9 +135,8 @@ class _ArchSite:
         facts: ArchFacts,
         catalogue: Catalogue,
         read_lines: ReadLines,
-        shared: tuple[ConfigEntry, ...],
     ) -> _ArchSite:
-        config = BuildConfig.load(tree, arch, facts, ConfigRules.for_arch(catalogue.config, arch), shared)
+        config = BuildConfig.load(tree, arch, facts, ConfigRules.for_arch(catalogue.config, arch))
         groups = catalogue.struct_groups.get(arch, ())
         embedded, wrapper = _ftrace_regs_wrapper(config)
         ftrace_regs = None if embedded or wrapper is None else struct_layout(wrapper, config, read_lines, groups)

@@ -11,7 +11,8 @@ Owns turning propagation results into findings and clean entries (the JSON contr
 Each consumer access is judged against every frame model of the source's producer and contexts on
 the arch (`regaudit.audit.verdict`). A finding keeps the shortest path found for it. Each seed's scope
 (the functions its walks analysed, the names they call, the cells they filled, the names the frame
-oracle read) is kept so `regaudit check` re-runs only the seeds a patch can change.
+oracle read) is kept so `regaudit check` re-runs only the seeds a patch can change, and so is each walk of
+a helper body (`HelperWalk`), which `regaudit check` takes over when the patch leaves it alone.
 
 Limits, stated so a missing finding is explained: the walk is flow-insensitive per function (see
 `regaudit.flow.propagate`); every BPF runner is taken to run a kprobe-type program (true for every
@@ -24,7 +25,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, astuple, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,7 @@ class ArchOutcome:
     findings: list[dict[str, Any]]
     cleans: list[dict[str, Any]]
     scopes: dict[SeedKey, Scope]
+    walks: list[HelperWalk] = field(default_factory=list)  # every helper walk the check holds, in walk order
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,23 @@ class ConsumerAccess:
     path: tuple[Hop, ...]
     within: tuple[str, ...] | None = None  # the members a derived read can touch
 
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "path": [list(astuple(hop)) for hop in self.path]}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ConsumerAccess:
+        within = data["within"]
+        return cls(**{**data, "path": tuple(Hop(*hop) for hop in data["path"]),
+                      "within": None if within is None else tuple(within)})
+
+    def moved(self, place: Callable[[str, int], int | None]) -> ConsumerAccess | None:
+        """The access with every line moved by `place` (file, line → new line); None when one has no place."""
+        hops = [(hop, place(hop.file, hop.line)) for hop in self.path]
+        line = place(self.file, self.line)
+        if line is None or any(new is None for _hop, new in hops):
+            return None
+        return replace(self, line=line, path=tuple(replace(hop, line=new) for hop, new in hops))
+
 
 @dataclass(frozen=True)
 class _Arrival:
@@ -76,6 +95,37 @@ class _Arrival:
 
 
 _Answers = dict[tuple[str, frozenset[str]], bool | None]
+
+
+@dataclass(frozen=True)
+class HelperWalk:
+    """One walk of a BPF helper's body from its ctx parameter: what the frame oracle answered to each question
+    it asked (a frame model giving the same answers takes the walk over), the accesses found and its scope."""
+
+    function: str
+    position: int
+    answers: _Answers
+    accesses: list[ConsumerAccess]
+    scope: Scope
+
+    def to_json(self) -> dict[str, Any]:
+        return {"function": self.function, "position": self.position,
+                "answers": [[condition, sorted(frame_vars), answer]
+                            for (condition, frame_vars), answer in self.answers.items()],
+                "accesses": [access.to_json() for access in self.accesses], "scope": self.scope.to_json()}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> HelperWalk:
+        return cls(data["function"], data["position"],
+                   {(condition, frozenset(frame_vars)): answer for condition, frame_vars, answer in data["answers"]},
+                   [ConsumerAccess.from_json(access) for access in data["accesses"]], Scope.from_json(data["scope"]))
+
+    def moved(self, place: Callable[[str, int], int | None]) -> HelperWalk | None:
+        """The walk with its lines moved by `place` (see `ConsumerAccess.moved`); None when one has no place."""
+        accesses = [access.moved(place) for access in self.accesses]
+        if any(access is None for access in accesses):
+            return None
+        return replace(self, accesses=[access for access in accesses if access is not None])
 
 
 class _RecordingOracle:
@@ -97,8 +147,11 @@ class ArchCheck:
 
     def __init__(self, program: FlowProgram, tree: Path, models: list[FrameModel], bridges: list[Bridge],
                  maintainers: Maintainers,
-                 helper_lists: dict[str, list[bpf_helpers.HelperEntry]] | None = None) -> None:
-        """`helper_lists`: BPF helper lists by bridge name, shared between the arches of one audit."""
+                 helper_lists: dict[str, list[bpf_helpers.HelperEntry]] | None = None,
+                 helper_walks: list[HelperWalk] | None = None) -> None:
+        """`helper_lists`: BPF helper lists by bridge name, shared between the arches of one audit;
+        `helper_walks`: walks of helper bodies known to hold for this arch's program (`regaudit check`
+        takes over those of the base audit its patch cannot change)."""
         self.program, self.tree, self.maintainers = program, tree, maintainers
         self.helper_lists = {} if helper_lists is None else helper_lists
         self.arch = program.config.arch
@@ -112,7 +165,9 @@ class ArchCheck:
         self._derived: dict[str, tuple[str, ...] | None] = {}
         self._helper_scopes: dict[tuple[str, int, tuple[str, ...]], Scope] = {}
         # per (helper, ctx position): each distinct walk, with the oracle's answers it depended on
-        self._helper_walks: dict[tuple[str, int], list[tuple[_Answers, list[ConsumerAccess], Scope]]] = {}
+        self._helper_walks: dict[tuple[str, int], list[HelperWalk]] = {}
+        for walk in helper_walks or ():
+            self._helper_walks.setdefault((walk.function, walk.position), []).append(walk)
         self._used = Scope()  # what the seed being checked depended on so far
 
     def run(self, seeds: list[SourceSeed], only: set[SeedKey] | None = None) -> ArchOutcome:
@@ -149,7 +204,8 @@ class ArchCheck:
                 if not found:
                     cleans.append(self._clean(source_seed, model, accesses))
             scopes[key] = scopes.get(key, Scope()) | self._used
-        return ArchOutcome(list(findings.values()), cleans, scopes)
+        return ArchOutcome(list(findings.values()), cleans, scopes,
+                           [walk for walks in self._helper_walks.values() for walk in walks])
 
     # --- consumer accesses ------------------------------------------------------------------------------
 
@@ -226,11 +282,9 @@ class ArchCheck:
         if key not in self._helper_accesses:
             oracle = self._oracle(model)
             walks = self._helper_walks.setdefault((function, position), [])
-            same = next(((found, scope) for answers, found, scope in walks
-                         if all(oracle.decide(*question) == answer for question, answer in answers.items())), None)
-            if same is not None:
-                found, scope = same
-            else:
+            walk = next((walk for walk in walks if all(oracle.decide(*question) == answer
+                                                      for question, answer in walk.answers.items())), None)
+            if walk is None:
                 recording = _RecordingOracle(oracle)
                 found, scope = [], Scope(names=frozenset({function}))
                 for function_id in self.program.functions_named(function):
@@ -238,8 +292,9 @@ class ArchCheck:
                                                    recording)
                     found += self._accesses(propagation, model, follow_programs=False)
                     scope |= propagation.scope
-                walks.append((recording.answers, found, scope))
-            self._helper_accesses[key], self._helper_scopes[key] = found, scope
+                walk = HelperWalk(function, position, recording.answers, found, scope)
+                walks.append(walk)
+            self._helper_accesses[key], self._helper_scopes[key] = walk.accesses, walk.scope
         self._used |= self._helper_scopes[key]
         return self._helper_accesses[key]
 

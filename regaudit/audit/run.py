@@ -20,7 +20,7 @@ from regaudit.arch.catalogue import modelled_arches
 from regaudit.arch.config import read_dotconfig
 from regaudit.arch.frames import FrameModel
 from regaudit.arch.producers import build_frame_models
-from regaudit.audit.check import ArchCheck, ArchOutcome, SeedKey, source_json
+from regaudit.audit.check import ArchCheck, ArchOutcome, HelperWalk, SeedKey, source_json
 from regaudit.audit.document import load_document
 from regaudit.audit.seeds import SourceSeed, source_seeds
 from regaudit.errors import BadInput
@@ -47,12 +47,14 @@ def audit_database(db_path: Path, tree_path: str | Path, arches: list[str] | Non
                    config: Path | None = None, progress: Progress | None = None,
                    jobs: int | None = None, plan: SeedPlan | None = None,
                    changes: IndexChanges | None = None,
-                   helper_lists: dict[str, list[HelperEntry]] | None = None) -> dict[str, Any]:
+                   helper_lists: dict[str, list[HelperEntry]] | None = None,
+                   helper_walks: dict[str, list[HelperWalk]] | None = None) -> dict[str, Any]:
     """Check an indexed tree for `arches` (default: every arch of the tree with frame rules); the audit document.
 
     `plan`: which seeds to check per arch (default: all); `changes`: what the database's last index run
     changed, so that arches linked before it are relinked incrementally (`link_database`); `helper_lists`:
-    BPF helper lists by bridge known to hold for this tree (derived again otherwise).
+    BPF helper lists by bridge known to hold for this tree (derived again otherwise); `helper_walks`: per arch,
+    walks of BPF helper bodies known to hold for this tree (walked again otherwise).
 
     The arches are checked in `jobs` processes (default: one per core), forked after the seeds, frame models
     and bridges are built; each worker reads the facts its walks reach from the database.
@@ -78,15 +80,17 @@ def audit_database(db_path: Path, tree_path: str | Path, arches: list[str] | Non
     bridges = load_bridges(series)
     barriers = frozenset((b.caller, b.function) for b in bridges if b.kind == "no_flow" and b.caller)
     job = _ArchJob(db_path, tree.root, models, bridges, Maintainers.load(tree.root, series), seeds, dotconfig,
-                   barriers, only, dict(helper_lists or {}))
+                   barriers, only, dict(helper_lists or {}), helper_walks or {})
     findings: list[dict[str, Any]] = []
     cleans: list[dict[str, Any]] = []
     scopes: list[dict[str, Any]] = []
+    walks: dict[str, list[dict[str, Any]]] = {}
     for arch, outcome, seconds in _check_arches(job, chosen, jobs):
         findings += outcome.findings
         cleans += outcome.cleans
         scopes += [{"arch": arch, "source": source_json(key), "scope": scope.to_json()}
                    for key, scope in outcome.scopes.items()]
+        walks[arch] = [walk.to_json() for walk in outcome.walks]
         say(f"{arch}: {len(outcome.findings)} findings, {len(outcome.cleans)} clean ({seconds:.1f} s)")
     findings.sort(key=lambda f: (f["arch"], f["subsystem"], f["consumer"]["file"], f["consumer"]["line"],
                                  f["member"], f["source"]["rule"], f["fingerprint"]))
@@ -101,6 +105,7 @@ def audit_database(db_path: Path, tree_path: str | Path, arches: list[str] | Non
         audit_facts.add_scopes(store.conn, audit_id, scopes)
         audit_facts.add_helper_lists(store.conn, audit_id, {name: [entry.to_json() for entry in entries]
                                                             for name, entries in job.helper_lists.items()})
+        audit_facts.add_helper_walks(store.conn, audit_id, walks)
         audit_facts.finish_audit(store.conn, audit_id, _now())
     return load_document(db_path)
 
@@ -120,6 +125,7 @@ class _ArchJob:
     only: dict[str, set[SeedKey]]  # per arch, the seeds to check (all when the arch is missing)
     # BPF helper lists by bridge name: generic C, derived once and shared by the arches (filled before forking)
     helper_lists: dict[str, list[HelperEntry]] = field(default_factory=dict)
+    helper_walks: dict[str, list[HelperWalk]] = field(default_factory=dict)  # per arch, known to hold
 
 
 def _check_arches(job: _ArchJob, arches: list[str], jobs: int | None) -> Iterator[ArchResult]:
@@ -136,7 +142,8 @@ def _check_arch(job: _ArchJob, arch: str) -> ArchResult:
     if only is not None and not only:
         return arch, ArchOutcome([], [], {}), 0.0
     with arch_program(job.db_path, arch, job.dotconfig, job.barriers, job.tree) as program:
-        check = ArchCheck(program, job.tree, job.models, job.bridges, job.maintainers, job.helper_lists)
+        check = ArchCheck(program, job.tree, job.models, job.bridges, job.maintainers, job.helper_lists,
+                          job.helper_walks.get(arch))
         outcome = check.run(job.seeds, only)
     return arch, outcome, time.perf_counter() - clock
 

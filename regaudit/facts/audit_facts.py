@@ -3,7 +3,7 @@
 Owns the reads that turn rules/sources.toml entries into concrete places (call sites of a builder
 with their caller and arguments, functions by name) and the write and read of one audit: the
 `audits`, `frame_models`, `findings`, `finding_hops` and `clean_sources` tables (schema migration
-3), the `seed_scopes` table (migration 6) and `bpf_helper_lists` (migration 8). It decides nothing
+3), the `seed_scopes` table (migration 6), `bpf_helper_lists` (migration 8) and `helper_walks` (9). It decides nothing
 about what is a finding (that is `regaudit.audit.check`).
 """
 
@@ -63,7 +63,7 @@ def functions_by_name(conn: sqlite3.Connection, name: str) -> list[FunctionRow]:
 def start_audit(conn: sqlite3.Connection, meta: dict[str, Any]) -> int:
     """Replace any earlier audit (an audit database holds one) and open a new one."""
     for table in ("finding_hops", "findings", "clean_sources", "frame_models", "seed_scopes", "bpf_helper_lists",
-                  "audits"):
+                  "helper_walks", "audits"):
         conn.execute(f"DELETE FROM {table}")
     cursor = conn.execute(
         "INSERT INTO audits (started, tool_version, rules_hash, tree_path, kernel_version, arches, config) "
@@ -145,6 +145,21 @@ def add_helper_lists(conn: sqlite3.Connection, audit_id: int, lists: dict[str, l
 def helper_lists_of(conn: sqlite3.Connection, audit_id: int) -> dict[str, list[dict[str, Any]]]:
     rows = conn.execute("SELECT bridge, helpers FROM bpf_helper_lists WHERE audit_id = ?", (audit_id,))
     return {bridge: json.loads(helpers) for bridge, helpers in rows}
+
+
+def add_helper_walks(conn: sqlite3.Connection, audit_id: int, walks: dict[str, list[dict[str, Any]]]) -> None:
+    """`walks`: per arch, each walk's JSON (`regaudit.audit.check.HelperWalk`)."""
+    conn.executemany("INSERT INTO helper_walks (audit_id, arch, helper, position, walk) VALUES (?, ?, ?, ?, ?)",
+                     ((audit_id, arch, walk["function"], walk["position"], json.dumps(walk))
+                      for arch, arch_walks in sorted(walks.items()) for walk in arch_walks))
+
+
+def helper_walks_of(conn: sqlite3.Connection, audit_id: int) -> dict[str, list[dict[str, Any]]]:
+    walks: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for arch, walk in conn.execute("SELECT arch, walk FROM helper_walks WHERE audit_id = ? ORDER BY rowid",
+                                   (audit_id,)):
+        walks[arch].append(json.loads(walk))
+    return dict(walks)
 
 
 def latest_audit(conn: sqlite3.Connection) -> dict[str, Any] | None:

@@ -9,10 +9,11 @@ decides nothing about which seeds a difference affects (that is `regaudit.patch.
 from __future__ import annotations
 
 import json
-import re
 import sqlite3
 from collections import defaultdict
 from typing import Any
+
+from regaudit.facts.cell_names import member_words
 
 _FUNCTION_TABLES = ("params", "variables", "accesses", "assignments")
 FILE_TABLES = {  # the facts of a file that matter to every seed, compared as sets of rows without lines
@@ -23,7 +24,6 @@ FILE_TABLES = {  # the facts of a file that matter to every seed, compared as se
     "globals": "SELECT name, type, storage, condition FROM variables WHERE file = ? AND function_id IS NULL",
 }
 _DROPPED_COLUMNS = frozenset({"id", "function_id", "call_id", "file", "col"})
-_IDENTIFIER = re.compile(r"[A-Za-z_]\w*")
 
 
 
@@ -62,7 +62,8 @@ def function_signatures(conn: sqlite3.Connection, path: str) -> dict[tuple[str, 
             call["args"] = _function_rows(conn, "call_args", call.pop("id"), key="call_id")
         rows = [row for table_rows in (*tables.values(), calls) for row in table_rows]
         _rank_lines(rows, line)
-        words = _named_words(rows) | _named_words([arg for call in calls for arg in call["args"]])
+        declared = {row["name"]: row["type"] for row in (*tables["params"], *tables["variables"])}
+        words = _named_words([*rows, *(arg for call in calls for arg in call["args"])], declared)
         ordinal = seen[name]
         seen[name] += 1
         text = json.dumps([kind, *rest, tables, calls], sort_keys=True, default=str)
@@ -98,13 +99,17 @@ def _rank_lines(rows: list[dict[str, Any]], start: int) -> None:
                                for c, h, *exits in row["branches"]]
 
 
-def _named_words(rows: list[dict[str, Any]]) -> set[str]:
+def _named_words(rows: list[dict[str, Any]], declared: dict[str, str | None]) -> set[str]:
+    """The cells the rows may read, as `regaudit.facts.cell_names` names them: the fields of their member paths
+    (of `struct T *` variables the function declares, typed), and the variables they name that the function
+    does not declare."""
     words: set[str] = set()
     for row in rows:
-        for column in ("member", "lhs_member", "rhs_member"):
+        for column, var in (("member", row.get("base_var") or row.get("var")), ("lhs_member", row.get("lhs_var")),
+                            ("rhs_member", row.get("rhs_var"))):
             if row.get(column):
-                words.update(_IDENTIFIER.findall(row[column]))
-        for column in ("var", "base_var", "lhs_var", "rhs_var", "name"):
-            if row.get(column):
+                words |= member_words(row[column], declared.get(var or ""))
+        for column in ("var", "base_var", "lhs_var", "rhs_var"):
+            if row.get(column) and row[column] not in declared:
                 words.add(row[column])
     return words

@@ -112,6 +112,10 @@ class TouchedFacts:
     macros: frozenset[tuple[str, str, str]]  # (name, file, condition) of every macro, function-like or not:
     # what `BuildConfig` answers `defined(name)` from
     call_sites: frozenset[tuple[str, str, int]]  # (file, condition, how many) of the calls the link resolves
+    bound_fields: frozenset[str]  # the field paths of the bindings: a call through such a field may reach
+    # another function
+    types: tuple[tuple[str | None, ...], ...]  # typedef and struct member rows, in file order without lines: what
+    # names the struct holding a called field
 
 
 @dataclass(frozen=True)
@@ -138,7 +142,17 @@ def touched_facts(conn: sqlite3.Connection, paths: Iterable[str]) -> TouchedFact
         "AND (callee IS NOT NULL OR callee_member IS NOT NULL) GROUP BY file, condition",
         (files,),
     )
-    return TouchedFacts(frozenset(name for (name,) in names), frozenset(macros), frozenset(call_sites))
+    bound = conn.execute("SELECT DISTINCT field FROM bindings WHERE file IN (SELECT value FROM json_each(?))",
+                         (files,))
+    types = conn.execute(
+        "SELECT * FROM (SELECT file, line, 0 AS position, 'typedef', name, NULL, type FROM typedefs "
+        "WHERE file IN (SELECT value FROM json_each(?)) UNION ALL "
+        "SELECT s.file, s.line, m.position, 'member', s.name, m.name, m.type FROM struct_members m JOIN structs s "
+        "ON s.id = m.struct_id WHERE s.file IN (SELECT value FROM json_each(?))) ORDER BY file, line, position",
+        (files, files),
+    )
+    return TouchedFacts(frozenset(name for (name,) in names), frozenset(macros), frozenset(call_sites),
+                        frozenset(field for (field,) in bound), tuple(row[3:] for row in types))
 
 
 def definitions(conn: sqlite3.Connection) -> list[DefinitionRow]:
@@ -274,11 +288,10 @@ def index_runs_since(conn: sqlite3.Connection, run_id: int) -> list[int]:
 def update_edges(
     conn: sqlite3.Connection, run_id: int, arch: str, recomputed: Iterable[int], edges: Iterable[Edge], calls: int
 ) -> tuple[int, int]:
-    """Patch `arch`'s edges in place: drop those of the `recomputed` calls, of calls that no longer exist and
-    every pointer edge, add `edges` (those calls' new ones and every pointer edge), and record the arch's
-    summary; returns (resolved calls, edges)."""
+    """Patch `arch`'s edges in place: drop those of the `recomputed` calls and of calls that no longer exist,
+    add `edges` (those calls' new ones), and record the arch's summary; returns (resolved calls, edges)."""
     conn.execute(
-        "DELETE FROM edges WHERE arch = ? AND (kind = 'pointer' OR call_id IN (SELECT value FROM json_each(?)) "
+        "DELETE FROM edges WHERE arch = ? AND (call_id IN (SELECT value FROM json_each(?)) "
         "OR call_id NOT IN (SELECT id FROM calls))",
         (arch, json.dumps(sorted(recomputed))),
     )

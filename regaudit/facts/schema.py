@@ -395,6 +395,22 @@ CREATE TABLE bpf_helper_lists (
                                     -- "line", "condition"}: the helpers whose proto takes the ctx, in walk order
 );
 """,
+    # 9: the walks of BPF helper bodies an audit made per arch, reused by `regaudit check` for the helpers its
+    # patch cannot change.
+    """
+CREATE TABLE helper_walks (
+    audit_id INTEGER NOT NULL,      -- audits.id
+    arch TEXT NOT NULL,
+    helper TEXT NOT NULL,           -- the C function the helper runs (a proto's .func)
+    position INTEGER NOT NULL,      -- 0-based, its ctx parameter the walk starts from
+    walk TEXT NOT NULL              -- JSON {"function", "position", "answers": [[condition, [frame variables],
+                                    -- true/false/null], ...] the frame oracle gave (a frame model answering the
+                                    -- same takes the walk over), "accesses": [{"function", "file", "line",
+                                    -- "member", "access", "mask", "via", "path": [[function, file, line,
+                                    -- condition], ...], "within"}, ...], "scope": as seed_scopes.scope}
+);
+CREATE INDEX helper_walks_audit ON helper_walks(audit_id, arch);
+""",
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -405,7 +421,7 @@ PER_FILE_TABLES = ("functions", "variables", "defines", "calls", "accesses", "as
                    "structs", "typedefs")
 # Tables later stages derive from the facts; the index stage empties them whenever a fact changes.
 DERIVED_TABLES = ("edges", "link_arches", "audits", "frame_models", "findings", "finding_hops", "clean_sources",
-                  "seed_scopes", "bpf_helper_lists")
+                  "seed_scopes", "bpf_helper_lists", "helper_walks")
 CHILD_TABLES = {"params": ("function_id", "functions"), "call_args": ("call_id", "calls"),
                 "struct_members": ("struct_id", "structs")}
 

@@ -10,8 +10,9 @@ this module does not interpret what a callee does.
 
 Also owns which edges an index run of a few files can alter (`relink_scope`): given that run's
 `IndexChanges`, an arch linked just before it has only those edges resolved again (the calls in the
-changed files, the calls of the names they define or defined, every call through a field) instead of
-all of them; anything that can change the whole resolution relinks the arch anew.
+changed files, the calls of the names they define or defined, the calls through a field they bind or
+bound, or bound elsewhere to such a name) instead of all of them; anything that can change the whole
+resolution relinks the arch anew.
 
 Approximations, each erring towards an extra edge rather than a missed one: a definition in a
 header (static inline or macro) is visible to every file of the program, as if included; a macro
@@ -33,7 +34,7 @@ from pathlib import Path
 
 from regaudit import __version__
 from regaudit.arch.catalogue import load_catalogue, modelled_arches
-from regaudit.arch.config import BuildConfig, ConfigRules, shared_kconfig
+from regaudit.arch.config import BuildConfig, ConfigRules
 from regaudit.arch.kconfig import Truth, list_arches
 from regaudit.errors import BadInput
 from regaudit.facts import link_facts
@@ -154,7 +155,8 @@ def link_database(db_path: Path, tree_path: str | Path, arches: list[str] | None
 @dataclass(frozen=True)
 class RelinkScope:
     """What an index run changed that edges depend on: the calls located in `paths` and the calls of `names`
-    (defined in those files before or after the run) are resolved again, with every call through a field."""
+    (defined in those files before or after the run) are resolved again, with the calls through the fields the
+    files bind (`_Linker._field_calls_reaching`)."""
 
     paths: frozenset[str]
     names: frozenset[str]
@@ -195,7 +197,6 @@ class _Linker:
         self.facts = facts
         self.changes = changes
         self.config_rules = load_catalogue(series).config
-        self.shared = shared_kconfig(tree)
         self.by_name: dict[str, list[DefinitionRow]] = defaultdict(list)
         for definition in link_facts.definitions(conn):
             self.by_name[definition.name].append(definition)
@@ -253,15 +254,17 @@ class _Linker:
         edges: list[Edge] = []
         if plan is None:
             calls = self._direct_edges(resolver, self.direct_calls, self.shadowed, edges)
-            calls += self._pointer_edges(resolver, edges)
+            calls += self._pointer_edges(resolver, self.field_calls, edges)
             return _Resolved(arch, edges, calls, None, time.perf_counter() - started)
         scope, linked = plan
         recomputed = link_facts.calls_reaching(conn, arch, scope.paths, scope.names)
         shadowed = link_facts.local_names(conn, {call.function_id for call in recomputed if call.function_id})
         self._direct_edges(resolver, recomputed, shadowed, edges)
-        self._pointer_edges(resolver, edges)
+        through_fields = self._field_calls_reaching(scope)
+        self._pointer_edges(resolver, through_fields, edges)
         calls = linked.calls - _visible(resolver, scope.before) + _visible(resolver, scope.after)
-        return _Resolved(arch, edges, calls, [call.id for call in recomputed], time.perf_counter() - started)
+        return _Resolved(arch, edges, calls, [call.id for call in (*recomputed, *through_fields)],
+                         time.perf_counter() - started)
 
     def record(self, run_id: int, resolved: _Resolved) -> ArchLink:
         """Write what `resolve` found: every edge of the arch, or those of the calls resolved again (and of every
@@ -276,7 +279,7 @@ class _Linker:
                         incremental=resolved.recomputed is not None)
 
     def _resolver(self, arch: str, facts: ArchFacts) -> Resolver:
-        config = BuildConfig.load(self.tree, arch, facts, ConfigRules.for_arch(self.config_rules, arch), self.shared)
+        config = BuildConfig.load(self.tree, arch, facts, ConfigRules.for_arch(self.config_rules, arch))
         return Resolver(program_for(self.tree, arch, self.generic_headers), config, self.by_name)
 
     def _scope_after(self, linked: LinkedArch | None) -> RelinkScope | None:
@@ -306,11 +309,23 @@ class _Linker:
             )
         return calls
 
-    def _pointer_edges(self, resolver: Resolver, edges: list[Edge]) -> int:
-        """Append the edges of calls through fields; returns how many such calls the program has."""
+    def _field_calls_reaching(self, scope: RelinkScope) -> list[FieldCall]:
+        """The calls through fields whose edges a change of `scope.paths` can alter: those in the files, and those
+        through a field the files bind or bound, or bound elsewhere to a name they define or defined; all of them
+        when the files' types changed (they name the struct holding a called field)."""
+        if scope.before.types != scope.after.types:
+            return self.field_calls
+        fields = {_last_component(path) for path in scope.before.bound_fields | scope.after.bound_fields}
+        fields |= {_last_component(binding.field) for binding in self.bindings if binding.target in scope.names}
+        return [call for call in self.field_calls if call.file in scope.paths or _last_component(call.member) in fields]
+
+    def _pointer_edges(self, resolver: Resolver, field_calls: list[FieldCall], edges: list[Edge]) -> int:
+        """Append the edges of `field_calls`, calls through fields; returns how many of them the program has."""
         calls = 0
-        targets = _bound_targets(resolver, self.bindings, self.structs)
-        for call in self.field_calls:
+        called = {_last_component(call.member) for call in field_calls}
+        bindings = [binding for binding in self.bindings if _last_component(binding.field) in called]
+        targets = _bound_targets(resolver, bindings, self.structs)
+        for call in field_calls:
             call_guard = resolver.open_guard(call.file, call.condition)
             if call_guard is not None:
                 calls += 1

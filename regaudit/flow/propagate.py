@@ -48,6 +48,7 @@ from regaudit.arch.catalogue import load_catalogue
 from regaudit.arch.config import BuildConfig, ConfigRules
 from regaudit.errors import BadInput
 from regaudit.facts.arch_facts import ArchFacts
+from regaudit.facts.cell_names import STRUCT_TAG, field_word
 from regaudit.facts.flow_facts import (
     Access,
     Argument,
@@ -70,7 +71,6 @@ _WRITES_FIRST_ARGUMENT = frozenset({"this_cpu_write", "__this_cpu_write", "raw_c
 # Calls the walk models itself instead of following an edge, so they are never escapes.
 _MODELLED = _READS_FIRST_ARGUMENT | _WRITES_FIRST_ARGUMENT | {"container_of"}
 _RETURN = re.compile(r"\breturn\s+(?:\(\s*[\w\s*]+\)\s*)?\(?\s*(\w+)\s*\)?\s*;")
-_STRUCT_TAG = re.compile(r"\b(?:struct|union)\s+(\w+)")
 _INDEX = re.compile(r"\[.*?\]")  # an array index in a member path: cells are per field, not per element
 _TYPEDEF_HOPS = 4
 
@@ -235,7 +235,7 @@ class Scope:
 
     `functions`: (file, name) of the functions it analysed; `names`: what those call (the callee, or the
     field of a call through a pointer), whose definitions or bindings decide where the walk goes;
-    `cells`: the field or variable names of the memory cells it stored the frame into, which any
+    `cells`: the names of the memory cells it stored the frame into (`regaudit.facts.cell_names`), which any
     function naming them may read.
     """
 
@@ -377,6 +377,14 @@ class FlowProgram:
     def cells_read(self, body: Body) -> set[HeapKey]:
         """The cells a body reads, with every object cell known to embed a type it loads through a plain pointer."""
         return set(body.heap_reads).union(*(self.embeddings.get(o, set()) for o in body.open_reads))
+
+    def cell_words(self, key: HeapKey) -> set[str]:
+        """The cell's names (`regaudit.facts.cell_names`): `tag.field` by the innermost struct holding its field
+        when known (a type's cell; an object's, by the types it embeds), else its field or variable."""
+        kind, tag, path = key
+        if kind == "field" and "." not in path:
+            return {field_word(tag, path)}
+        return {field_word(*embedded) for embedded in self.embedded.get(key, ())} or {cell_name(key)}
 
     def readers_of(self, key: HeapKey) -> set[int]:
         """The functions of the program that read the cell `key`.
@@ -621,7 +629,7 @@ class FlowProgram:
 
     def _struct_tag(self, type_text: str) -> str | None:
         for _ in range(_TYPEDEF_HOPS):
-            match = _STRUCT_TAG.search(type_text)
+            match = STRUCT_TAG.search(type_text)
             if match:
                 return match[1]
             words = re.findall(r"\w+", type_text.replace("const", ""))
@@ -887,8 +895,8 @@ class Walk:
                  for call, _args in self.program.bodies[function_id].calls.values()}
         if self.seed.returned_by is not None:
             names.add(self.seed.returned_by)
-        return Scope(frozenset((f.file, f.name) for f in functions), frozenset(names),
-                     frozenset(cell_name(key) for key, offsets in self.heap.items() if offsets))
+        cells = {word for key, offsets in self.heap.items() if offsets for word in self.program.cell_words(key)}
+        return Scope(frozenset((f.file, f.name) for f in functions), frozenset(names), frozenset(cells))
 
     def _step_order(self, step: tuple[Context, Hop]) -> tuple[str, int, str, int, list[tuple[int, str]]]:
         """Equal-length paths are told apart by where the hop is, then by the function it enters: never by the

@@ -9,7 +9,8 @@ checked again when
   function, so a line shift alone changes nothing;
 - a name it calls, or a constant or macro its frame oracle read, is defined, undefined or redefined by
   the patch, or a field it calls through gains or loses a binding;
-- a changed function names a field or variable of a memory cell the seed filled (it may now read it);
+- a changed function names a field or variable of a memory cell the seed filled (it may now read it; the
+  names are compared as `regaudit.facts.cell_names` gives them);
 - its frame model changed on that arch.
 Everything else would invalidate any seed, so the arch is checked whole: a touched file that is not C or
 is added or removed, a changed `#define` or `#include` line (guards, constants, which asm-generic headers
@@ -17,6 +18,8 @@ an arch sees), BPF helper protos or func_proto functions and `PERF_REG_*` lines 
 bridges), or a changed struct, typedef or file-scope variable (types decide the memory cells). A function
 changed when its facts (lines made relative to it) or its text differ: `return NAME;` is read from the
 text. Findings of the seeds not checked again are taken over from the base audit, with its line numbers.
+Seeds checked again take over its BPF helper lists and the walks of helper bodies the change cannot alter
+(by the same test on each walk's scope), their lines moved by the patch (`regaudit.patch.line_map`).
 """
 
 from __future__ import annotations
@@ -26,18 +29,20 @@ import re
 import sqlite3
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
 from regaudit.arch.frames import FrameModel
-from regaudit.audit.check import SeedKey, seed_key, source_key
+from regaudit.audit.check import HelperWalk, SeedKey, seed_key, source_key
 from regaudit.audit.seeds import SourceSeed
 from regaudit.facts import audit_facts, change_facts
+from regaudit.facts.cell_names import touches
 from regaudit.facts.store import open_existing
 from regaudit.flow.bpf_helpers import HelperEntry
 from regaudit.flow.propagate import Scope
 from regaudit.parse.text_scan import PROTO_TAG
+from regaudit.patch.line_map import LineMap
 from regaudit.tree import arch_of
 
 T = TypeVar("T")
@@ -176,22 +181,37 @@ def _of_latest_audit(db_path: Path, read: Callable[[sqlite3.Connection, int], T]
         conn.close()
 
 
-def standing_helper_lists(db_path: Path, change: Change,
-                          contents: dict[str, tuple[bytes | None, bytes | None]]) -> dict[str, list[HelperEntry]]:
+def standing_helper_lists(db_path: Path, change: Change, lines: LineMap) -> dict[str, list[HelperEntry]]:
     """The BPF helper lists of the database's latest audit that hold for the patched tree: no proto or
-    func_proto function changed (else the change is whole), so a list stands unless a line it cites in a
-    touched file moved (the `return &X_proto;` is no longer on it)."""
+    func_proto function changed (else the change is whole), so a list stands, its lines moved by the patch,
+    unless the patch removed or replaced a line it cites (the `return &X_proto;`)."""
     if change.whole:
         return {}
     lists = _of_latest_audit(db_path, audit_facts.helper_lists_of) or {}
-    patched = {path: _lines(new) for path, (_old, new) in contents.items()}
+    standing = {}
+    for bridge, entries in lists.items():
+        moved = [replace(entry, line=line) for entry in map(HelperEntry.from_json, entries)
+                 if (line := lines.place(entry.file, entry.line)) is not None]
+        if len(moved) == len(entries):
+            standing[bridge] = moved
+    return standing
 
-    def in_place(entry: dict[str, Any]) -> bool:
-        lines = patched.get(entry["file"])
-        return lines is None or (entry["line"] <= len(lines) and f"&{entry['proto']}" in lines[entry["line"] - 1])
 
-    return {bridge: [HelperEntry.from_json(entry) for entry in entries] for bridge, entries in lists.items()
-            if all(in_place(entry) for entry in entries)}
+def standing_helper_walks(db_path: Path, change: Change, lines: LineMap) -> dict[str, list[HelperWalk]]:
+    """Per arch, the walks of BPF helper bodies of the database's latest audit that hold for the patched
+    tree: their scope is untouched by the change (as a seed's) and no line they cite was removed or replaced
+    (their lines moved by the patch). Which frame model takes a walk over is decided again: a model whose
+    oracle answers as the walk recorded."""
+    if change.whole:
+        return {}
+    walks = _of_latest_audit(db_path, audit_facts.helper_walks_of) or {}
+    standing: dict[str, list[HelperWalk]] = {}
+    for arch, arch_walks in walks.items():
+        for walk in map(HelperWalk.from_json, arch_walks):
+            moved = None if _touches(walk.scope, change) else walk.moved(lines.place)
+            if moved is not None:
+                standing.setdefault(arch, []).append(moved)
+    return standing
 
 
 def arches_touched(touched: list[str], arches: list[str]) -> list[str]:
@@ -199,7 +219,8 @@ def arches_touched(touched: list[str], arches: list[str]) -> list[str]:
 
 
 def _touches(scope: Scope, change: Change) -> bool:
-    return bool(scope.functions & change.functions or scope.names & change.names or scope.cells & change.words)
+    return bool(scope.functions & change.functions or scope.names & change.names
+                or touches(scope.cells, change.words))
 
 
 def _model_key(model: dict[str, Any]) -> tuple[str, str, str]:

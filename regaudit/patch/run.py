@@ -48,7 +48,9 @@ from regaudit.patch.impact import (
     base_scopes,
     compare_facts,
     standing_helper_lists,
+    standing_helper_walks,
 )
+from regaudit.patch.line_map import LineMap
 from regaudit.patch.overlay import Patched, materialise
 from regaudit.resources import data_dir
 from regaudit.ruleset.load import ruleset_hash
@@ -134,13 +136,15 @@ def _patched_audit(tree: KernelTree, db_path: Path, patched: Patched, arches: li
             change = compare_facts(db_path, db, contents)
             planner = SeedPlanner([] if full else base_scopes(db_path), on_disk["frames"], change, arches,
                                   patched.touched)
-            helpers = {} if full else standing_helper_lists(db_path, change, contents)
+            lines = LineMap(contents)
+            helpers = {} if full else standing_helper_lists(db_path, change, lines)
+            walks = {} if full else standing_helper_walks(db_path, change, lines)
         with _timed(seconds, "overlay"):
             root = view.result()
         with _timed(seconds, "patched audit"):
             say(f"auditing the patched tree ({', '.join(arches)})")
             return (audit_database(db, root, arches, progress=say, plan=planner, changes=reindexed.changes,
-                                   helper_lists=helpers), planner.selection)
+                                   helper_lists=helpers, helper_walks=walks), planner.selection)
 
 
 def _read_as_text(contents: dict[str, tuple[bytes | None, bytes | None]]) -> bool:
