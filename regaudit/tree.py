@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from pathlib import Path
+from typing import NamedTuple
 
 from regaudit.errors import BadInput
 
@@ -23,9 +24,8 @@ EXCLUDED_TOP_DIRS = frozenset({"tools", "scripts", "Documentation", "LICENSES", 
 _MAKEFILE_VAR = re.compile(r"^(VERSION|PATCHLEVEL|SUBLEVEL|EXTRAVERSION)\s*=\s*(\S*)\s*$", re.M)
 
 
-@dataclass(frozen=True)
-class SourceFile:
-    """A .c/.h file as the directory walk saw it (no content read)."""
+class SourceFile(NamedTuple):
+    """A .c/.h file as the directory walk saw it (no content read); a tuple: the walk makes ~60,000 of them."""
 
     path: str  # tree-relative, '/'-separated
     size: int
@@ -98,7 +98,7 @@ def walk_sources(tree: KernelTree) -> tuple[list[SourceFile], list[str]]:
                     links.append(entry.path[prefix:])
                 elif entry.is_file(follow_symlinks=False):
                     _add(found, entry.path, prefix)
-    found.sort(key=lambda source: source.path)
+    found.sort()  # by path: no two files share one
     return found, sorted(links)
 
 

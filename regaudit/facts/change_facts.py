@@ -55,11 +55,13 @@ def function_signatures(conn: sqlite3.Connection, path: str) -> dict[tuple[str, 
     functions = conn.execute(
         "SELECT id, name, kind, line, end_line, storage, inline, weak, return_type, macro_body, condition "
         "FROM functions WHERE file = ? ORDER BY line", (path,))
+    owned = {table: _file_rows(conn, table, path) for table in (*_FUNCTION_TABLES, "calls")}
+    arguments = _file_rows(conn, "call_args", path)
     for function_id, name, kind, line, end_line, *rest in list(functions):
-        tables = {table: _function_rows(conn, table, function_id) for table in _FUNCTION_TABLES}
-        calls = _function_rows(conn, "calls", function_id, keep_id=True)
+        tables = {table: owned[table].get(function_id, []) for table in _FUNCTION_TABLES}
+        calls = owned["calls"].get(function_id, [])
         for call in calls:
-            call["args"] = _function_rows(conn, "call_args", call.pop("id"), key="call_id")
+            call["args"] = arguments.get(call.pop("id"), [])
         rows = [row for table_rows in (*tables.values(), calls) for row in table_rows]
         _rank_lines(rows, line)
         declared = {row["name"]: row["type"] for row in (*tables["params"], *tables["variables"])}
@@ -71,17 +73,24 @@ def function_signatures(conn: sqlite3.Connection, path: str) -> dict[tuple[str, 
     return signatures
 
 
-def _function_rows(conn: sqlite3.Connection, table: str, owner: int, key: str = "function_id",
-                   keep_id: bool = False) -> list[dict[str, Any]]:
-    cursor = conn.execute(f"SELECT * FROM {table} WHERE {key} = ? ORDER BY rowid", (owner,))
+def _file_rows(conn: sqlite3.Connection, table: str, path: str) -> dict[int, list[dict[str, Any]]]:
+    """The rows of `table` owned by the functions of the file (call_args: by their calls), by owner id, in
+    rowid order, without the columns that differ between two indexes of the same text (but a call's id)."""
+    if table == "call_args":
+        key, owners = "call_id", "SELECT c.id FROM calls c JOIN functions f ON f.id = c.function_id WHERE f.file = ?"
+    else:
+        key, owners = "function_id", "SELECT id FROM functions WHERE file = ?"
+    cursor = conn.execute(f"SELECT * FROM {table} WHERE {key} IN ({owners}) ORDER BY rowid", (path,))
     columns = [description[0] for description in cursor.description]
-    rows = []
+    kept = [(index, column) for index, column in enumerate(columns)
+            if column not in _DROPPED_COLUMNS or (table == "calls" and column == "id")]
+    owner = columns.index(key)
+    rows: dict[int, list[dict[str, Any]]] = defaultdict(list)
     for values in cursor:
-        row = {column: value for column, value in zip(columns, values, strict=True)
-               if column not in _DROPPED_COLUMNS or (keep_id and column == "id")}
+        row = {column: values[index] for index, column in kept}
         if "branches" in row:
             row["branches"] = json.loads(row["branches"])
-        rows.append(row)
+        rows[values[owner]].append(row)
     return rows
 
 

@@ -9,6 +9,7 @@ what points to a frame (that is `regaudit.flow.propagate`).
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping
@@ -234,22 +235,25 @@ class FlowFacts:
                 for caller, position, var, kind, address, member, inner in rows]
 
     def naming(self, name: str, member: bool) -> set[int]:
-        """Functions whose accesses, assignments or call arguments name `name` in a member path (`member`) or
-        as a variable: a superset of those that can read a field, or a global, called `name`."""
+        """Functions whose accesses, assignments or call arguments name `name` in a member path (`member`: as one
+        of its fields) or as a variable: a superset of those that can read a field, or a global, called `name`."""
         if member:
-            pattern = f"%{name}%"
             rows = self.conn.execute(
-                "SELECT function_id FROM accesses WHERE member LIKE ?1 "
-                "UNION SELECT function_id FROM assignments WHERE rhs_member LIKE ?1 "
-                "UNION SELECT c.function_id FROM call_args a JOIN calls c ON c.id = a.call_id WHERE a.member LIKE ?1",
-                (pattern,))
-        else:
-            rows = self.conn.execute(
-                "SELECT function_id FROM accesses WHERE base_var = ?1 "
-                "UNION SELECT function_id FROM assignments WHERE rhs_var = ?1 "
-                "UNION SELECT c.function_id FROM call_args a JOIN calls c ON c.id = a.call_id WHERE a.var = ?1",
-                (name,))
+                "SELECT function_id, member FROM accesses WHERE member LIKE ?1 "
+                "UNION SELECT function_id, rhs_member FROM assignments WHERE rhs_member LIKE ?1 "
+                "UNION SELECT c.function_id, a.member FROM call_args a JOIN calls c ON c.id = a.call_id "
+                "WHERE a.member LIKE ?1", (f"%{name}%",))
+            return {function_id for function_id, path in rows
+                    if function_id is not None and name in _IDENTIFIER.findall(path)}
+        rows = self.conn.execute(
+            "SELECT function_id FROM accesses WHERE base_var = ?1 "
+            "UNION SELECT function_id FROM assignments WHERE rhs_var = ?1 "
+            "UNION SELECT c.function_id FROM call_args a JOIN calls c ON c.id = a.call_id WHERE a.var = ?1",
+            (name,))
         return {function_id for (function_id,) in rows if function_id is not None}
+
+
+_IDENTIFIER = re.compile(r"[A-Za-z_]\w*")
 
 
 def _calls(conn: sqlite3.Connection, marks: str, function_ids: list[int]) -> dict[int, list[CallSite]]:
