@@ -1,6 +1,6 @@
 """How long `regaudit check` takes on a one-file patch with a warm database, and where the time goes.
 
-Usage: .venv/bin/python bench/check_bench.py [--series 7.3] [--patch P ...] [--arch x86] [--runs 3]
+Usage: .venv/bin/python bench/check_bench.py [--series 7.3] [--patch P ...] [--arch x86,arm64] [--runs 3]
        [--regaudit "path/to/regaudit"]
 
 Works on a scratch copy of the test database of the real tree (tests/kernel_trees.py), audits the unpatched
@@ -10,6 +10,7 @@ imports included), and of each stage of the same check run in-process: reading a
 the incremental index check, reusing the tree's audit, the re-index of the touched files, the comparison
 of the facts (`impact`), waiting for the scratch view (links into the tree, made during the re-index) and
 the patched audit, with how many seeds were checked again and how many kept the base audit's findings.
+By default: one patch of each kind from tests/fixtures/patches (`DEFAULT_PATCHES`), on all six arches.
 """
 
 from __future__ import annotations
@@ -33,8 +34,13 @@ from regaudit.patch.diffs import parse_patch
 from regaudit.patch.overlay import apply_changes
 from regaudit.patch.run import check_patch
 
-DEFAULT_PATCH = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "patches" / \
-    "x86-partial-regs-drops-cs.patch"
+PATCHES = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "patches"
+# One-file patches of each kind: an arch header, generic tracing code, perf core (a function most walks cross,
+# the heavy case), comments only, and a driver no stage reads.
+DEFAULT_PATCHES = [PATCHES / name for name in (
+    "x86-partial-regs-drops-cs.patch", "arm64-kprobe-multi-reads-x19.patch", "perf-core-regs-intr-guard.patch",
+    "x86-ftrace-comment-and-whitespace.patch", "leds-gpio-unrelated-driver.patch")]
+ALL_ARCHES = "x86,arm64,riscv,loongarch,powerpc,s390"
 
 
 def one_run(tree: Path, db: Path, patch: Path, arches: list[str]) -> tuple[dict[str, float], str]:
@@ -66,8 +72,8 @@ def command_seconds(regaudit: list[str], tree: Path, db: Path, patch: Path, arch
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--series", default="7.3")
-    parser.add_argument("--patch", type=Path, nargs="+", default=[DEFAULT_PATCH])
-    parser.add_argument("--arch", default="x86")
+    parser.add_argument("--patch", type=Path, nargs="+", default=DEFAULT_PATCHES)
+    parser.add_argument("--arch", default=ALL_ARCHES)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--regaudit", default=f"{sys.executable} -m regaudit",
                         help="the command to time, e.g. an installed `regaudit` (`pip install .` byte-compiles the "

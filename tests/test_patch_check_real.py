@@ -132,7 +132,7 @@ def outcome(result: CheckResult) -> tuple[set[str], set[str], int]:
 
 @pytest.mark.parametrize("patch", ["x86-partial-regs-drops-cs.patch", "arm64-kprobe-multi-reads-x19.patch",
                                    "arm64-perf-reg-value-drops-sp-read.patch",
-                                   "x86-ftrace-comment-and-whitespace.patch"])
+                                   "x86-ftrace-comment-and-whitespace.patch", "perf-core-regs-intr-guard.patch"])
 def test_checking_only_the_seeds_a_patch_can_change_finds_what_checking_every_seed_finds(tree: Path, db: Path,
                                                                                           patch: str) -> None:
     patched = apply_changes(tree, parse_patch((PATCHES / patch).read_bytes(), patch))
