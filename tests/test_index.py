@@ -166,6 +166,17 @@ def test_bad_files_become_warning_rows_and_the_run_goes_on(tmp_path: Path, monke
     assert rows(result.db, "SELECT count(*) FROM files WHERE path = 'kernel/events/consumer.c'") == [(1,)]
 
 
+def test_tokens_are_found_as_identifiers_of_bytes_whatever_the_locale(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """C identifiers are ASCII: a UTF-8 letter glued to `pt_regs` is no part of the name, though a UTF-8
+    locale would make grep's -w say so. The selection must not depend on the user's locale."""
+    monkeypatch.setenv("LC_ALL", "C.UTF-8")
+    glued = "caf\u00e9pt_regs".encode()
+    tree = tree_with(tmp_path, {"kernel/glued.c": b"/* " + glued + b" */\nint h(void) { return 0; }\n"})
+    result = index_tree(tree, tmp_path / "facts.db", workers=2)
+    assert rows(result.db, "SELECT count(*) FROM files WHERE path = 'kernel/glued.c'") == [(1,)]
+
+
 def test_an_existing_non_regaudit_file_is_never_overwritten(tmp_path: Path) -> None:
     db = tmp_path / "precious.db"
     db.write_text("my notes, not a database\n")

@@ -38,7 +38,9 @@ _PROTO_PATTERNS = (
     ("variable", re.compile(rb"struct\s+" + PROTO_TAG.encode() + rb"\s+(\w+)\s*=\s*\{")),
     ("function", re.compile(rb"struct\s+" + PROTO_TAG.encode() + rb"\s*\*\s*(\w+)\s*\(")),
 )
-_GREP_ENV = {**os.environ, "LC_ALL": "C"}
+# Bytes, not characters: in a UTF-8 locale grep's -w counts non-ASCII letters as word characters, and C's
+# identifiers are ASCII (a latin-1 comment byte is not part of one).
+GREP_ENV = {**os.environ, "LC_ALL": "C"}
 
 
 # Rows are plain tuples, in the tables' column order: a tree has ~340k defines, which named tuples would make
@@ -114,7 +116,7 @@ def _grep(root: Path, options: list[str], paths: list[str]) -> bytes:
     """grep's output over `paths`; b'' for no paths (grep would read its standard input)."""
     if not paths:
         return b""
-    completed = subprocess.run(["grep", *options, "--", *paths], cwd=root, env=_GREP_ENV, capture_output=True,
+    completed = subprocess.run(["grep", *options, "--", *paths], cwd=root, env=GREP_ENV, capture_output=True,
                                check=False)
     return completed.stdout
 
