@@ -127,3 +127,14 @@ def test_calls_starting_together_are_recorded_outer_first() -> None:
     source = b"void f(int x)\n{\n\tCLASS(fd, arg)(x);\n}\n"
     calls = extract_file("t.c", source, fixture_dialect()).calls
     assert [(row["callee_expr"], row["n_args"]) for row in calls] == [("CLASS(fd, arg)", 1), ("CLASS", 2)]
+
+
+def test_attribute_macros_are_blanked_only_as_whole_identifiers() -> None:
+    """The rewriter blanks an attribute name where an identifier scan of the text meets it, and nowhere else."""
+    attributes = {name: AttributeMacro(name, False, False, False) for name in ("__weak", "__weak_alias", "notrace")}
+    dialect = Dialect(attributes=attributes, definitions=())
+    source = b"__weak int a; 9__weak b; x__weak c; __weak_aliasx d; notrace __weak_alias\n#if notrace\n"
+    prepared = dialect.prepare(source)
+    assert [(start, name) for start, _end, name in prepared.attributes] == [(0, "__weak"), (15, "__weak"),
+                                                                             (53, "notrace"), (61, "__weak_alias")]
+    assert prepared.text.count(b"notrace") == 1, "a conditional directive keeps its text"

@@ -92,6 +92,16 @@ class Dialect:
         """`attributes` keyed by the encoded name, as the rewriter's identifier scan meets them."""
         return {name.encode(): macro for name, macro in self.attributes.items()}
 
+    @cached_property
+    def attribute_names(self) -> re.Pattern[bytes]:
+        """The attributes' names where one ends a run of word characters (see `_starts_identifier`)."""
+        return re.compile(_alternation(set(self.attributes_by_word)) + rb"(?!\w)")
+
+    @cached_property
+    def definition_heads(self) -> re.Pattern[bytes]:
+        """Any definition macro's head: a file without one has nothing for them to rewrite."""
+        return re.compile(b"|".join(definition.pattern.pattern for definition in self.definitions))
+
     def prepare(self, source: bytes) -> Prepared:
         return _prepare(self, source)
 
@@ -201,12 +211,12 @@ def _balanced_group_end(text: str, position: int) -> int | None:
 def _prepare(dialect: Dialect, source: bytes) -> Prepared:
     text = bytearray(source)
     prepared = Prepared(text=b"")
-    directives = [(m.start(), m.end()) for m in _DIRECTIVE.finditer(source)]
-    in_directive = _span_lookup(directives)
-    for definition in dialect.definitions:
-        for match in definition.pattern.finditer(source):
-            if not in_directive(match.start()):
-                _rewrite_definition(text, source, match, definition, prepared)
+    if dialect.definition_heads.search(source):
+        in_directive = _span_lookup([(m.start(), m.end()) for m in _DIRECTIVE.finditer(source)])
+        for definition in dialect.definitions:
+            for match in definition.pattern.finditer(source):
+                if not in_directive(match.start()):
+                    _rewrite_definition(text, source, match, definition, prepared)
     if dialect.attributes:
         conditionals = [(m.start(), m.end()) for m in _CONDITIONAL.finditer(source)]
         _blank_attributes(text, dialect, prepared, _span_lookup(conditionals))
@@ -225,17 +235,42 @@ def _span_lookup(spans: list[tuple[int, int]]) -> Callable[[int], bool]:
     return inside
 
 
-_IDENTIFIER = re.compile(rb"[A-Za-z_]\w*")
+def _alternation(words: set[bytes]) -> bytes:
+    """A regex for exactly `words`, shaped as a trie so that the matcher reads a byte once instead of trying
+    every word in turn."""
+    if words == {b""}:
+        return b""
+    groups: dict[bytes, set[bytes]] = {}
+    for word in words:
+        if word:
+            groups.setdefault(word[:1], set()).add(word[1:])
+    branches = [re.escape(first) + _alternation(rests) for first, rests in sorted(groups.items())]
+    optional = b"" in words
+    if len(branches) == 1 and not optional:
+        return branches[0]
+    return b"(?:" + b"|".join(branches) + b")" + (b"?" if optional else b"")
+
+
+_DIGITS = frozenset(b"0123456789")
+_WORD_BYTES = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_") | _DIGITS
+
+
+def _starts_identifier(source: bytes, offset: int) -> bool:
+    """Whether an identifier (`[A-Za-z_]\\w*`, read left to right) starts at `offset`: nothing but digits
+    precedes it in its run of word characters."""
+    while offset > 0 and source[offset - 1] in _DIGITS:
+        offset -= 1
+    return offset == 0 or source[offset - 1] not in _WORD_BYTES
 
 
 def _blank_attributes(text: bytearray, dialect: Dialect, prepared: Prepared,
                       in_conditional: Callable[[int], bool]) -> None:
     source = bytes(text)
     attributes = dialect.attributes_by_word
-    for match in _IDENTIFIER.finditer(source):
-        macro = attributes.get(match.group())
-        if macro is None or in_conditional(match.start()):
+    for match in dialect.attribute_names.finditer(source):
+        if not _starts_identifier(source, match.start()) or in_conditional(match.start()):
             continue
+        macro = attributes[match.group()]
         start, end = match.span()
         if macro.function_like:
             close = _matching_paren(source, _skip_space(source, end))
