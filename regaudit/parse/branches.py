@@ -14,12 +14,15 @@ then known to be reached only past the clause or not through the block at all.
 
 from __future__ import annotations
 
+import re
+
 from regaudit.parse.c_syntax import Node, text
 
 Condition = tuple[str, bool] | tuple[str, bool, int]
 RETURNS = -1
 _EXITS = frozenset({"return_statement", "goto_statement", "break_statement", "continue_statement"})
 _MAX_TEXT = 240  # longer conditions are kept open: no model decides a paragraph
+_PARENS = re.compile(r"[()]")
 
 
 class Branches:
@@ -32,14 +35,14 @@ class Branches:
         self._labels: dict[int, dict[str, int]] = {}
 
     def of(self, node: Node) -> tuple[Condition, ...]:
-        chain: list[Node] = []
+        chain: list[tuple[Node, Node | None]] = []  # (link, its parent): Node.parent is a search from the root
         current: Node | None = node
         while current is not None and current.type != "function_definition" and current.id not in self._memo:
-            chain.append(current)
-            current = current.parent
+            parent = current.parent
+            chain.append((current, parent))
+            current = parent
         outer = self._memo.get(current.id, ()) if current is not None else ()
-        for link in reversed(chain):
-            parent = link.parent
+        for link, parent in reversed(chain):
             if parent is not None:
                 own = self._guards_before(link, parent) if parent.type == "compound_statement" else _arm(link, parent)
                 if own:
@@ -146,8 +149,8 @@ def _pair(condition: Node, holds: bool) -> list[Condition]:
 
 def _balanced(inner: str) -> bool:
     depth = 0
-    for char in inner:
-        depth += {"(": 1, ")": -1}.get(char, 0)
+    for paren in _PARENS.findall(inner):
+        depth += 1 if paren == "(" else -1
         if depth < 0:
             return False
     return depth == 0
