@@ -41,6 +41,8 @@ Row = dict[str, object]
 _MACRO_WRAPPER = "_"
 _ASSIGN_MASK_OPERATORS = {"|=", "&=", "^="}
 _CONTAINER_OF = {"container_of", "container_of_const"}
+# Both queries in one pass over a tree: their capture names differ.
+_QUERIES = ("definitions", "expressions")
 
 
 @dataclass
@@ -107,26 +109,26 @@ class _FileExtractor:
         self.facts = facts
         self.prepared = prepared
         self.root = root
-        self.definitions = parser.captures("definitions", root)
-        self.conditions = Conditions(self.definitions.get("branch", []), include_guard(root))
+        self.found = parser.captures(_QUERIES, root)
+        self.conditions = Conditions(self.found.get("branch", []), include_guard(root))
         self.scopes = _Scopes()
         self.symbols: dict[int | None, dict[str, Symbol]] = {None: {}}
         self.attribute_starts = [span[0] for span in prepared.attributes]
 
     def run(self) -> None:
-        for node in self.definitions.get("function", []):
+        for node in self.found.get("function", []):
             self._function(node)
         self.scopes.freeze()
-        for node in self.definitions.get("declaration", []):
+        for node in self.found.get("declaration", []):
             self._declaration(node, self.scopes.at(node.start_byte), self._condition(node))
-        for node in self.definitions.get("struct", []):
+        for node in self.found.get("struct", []):
             self._struct(node)
-        for node in self.definitions.get("typedef", []):
+        for node in self.found.get("typedef", []):
             self._typedef(node)
-        for node in self.definitions.get("define", []):
+        for node in self.found.get("define", []):
             self._define(node)
-        _Expressions(self, self.scopes, lambda node, _f: self._condition(node)).run(self.root)
-        self._macros(self.definitions.get("macro", []))
+        _Expressions(self, self.scopes, lambda node, _f: self._condition(node)).run(self.found)
+        self._macros(self.found.get("macro", []))
 
     def _condition(self, node: Node) -> str:
         return self.conditions.at(node.start_byte)
@@ -296,8 +298,9 @@ class _FileExtractor:
             return
         unit, spans = _macro_unit(self.prepared.text, nodes)
         tree = parser.parse(unit)
+        found = parser.captures(_QUERIES, tree.root_node)
         scopes = _Scopes()
-        for function in parser.captures("definitions", tree.root_node).get("function", []):
+        for function in found.get("function", []):
             index = wrapped.get(function.start_point.row)
             if index is not None:
                 scopes.add(function.start_byte, function.end_byte, index)
@@ -305,8 +308,7 @@ class _FileExtractor:
                     self._declaration(declaration, index, conditions[index])
         scopes.freeze()
         del spans
-        _Expressions(self, scopes, lambda _n, f: conditions.get(f, "") if f is not None else "").run(
-            tree.root_node)
+        _Expressions(self, scopes, lambda _n, f: conditions.get(f, "") if f is not None else "").run(found)
 
 
 def _macro_unit(text_bytes: bytes, nodes: list[Node]) -> tuple[bytes, int]:
@@ -341,8 +343,8 @@ class _Expressions:
         self.branches = Branches()
         self._encoded: dict[tuple[Condition, ...], str] = {}
 
-    def run(self, root: Node) -> None:
-        found = parser.captures("expressions", root)
+    def run(self, found: dict[str, list[Node]]) -> None:
+        """`found`: both queries' captures under the root."""
         for node in found.get("call", []):
             self._call(node)
         for node in found.get("field", []):

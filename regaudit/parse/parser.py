@@ -35,19 +35,21 @@ def parse(text: bytes) -> Tree:
 
 
 @cache
-def query(name: str) -> tree_sitter.Query:
-    """Compile queries/<name>.scm once per process."""
-    if name not in QUERY_NAMES:
-        raise KeyError(f"unknown query {name!r}")
-    source = (data_dir("queries") / f"{name}.scm").read_text()
+def query(names: str | tuple[str, ...]) -> tree_sitter.Query:
+    """Compile queries/<name>.scm once per process; several names make one query (one pass over a tree)."""
+    wanted = (names,) if isinstance(names, str) else names
+    unknown = [name for name in wanted if name not in QUERY_NAMES]
+    if unknown:
+        raise KeyError(f"unknown query {unknown[0]!r}")
+    source = "\n".join((data_dir("queries") / f"{name}.scm").read_text() for name in wanted)
     return tree_sitter.Query(c_language(), source)
 
 
-def captures(name: str, node: Node) -> dict[str, list[Node]]:
-    """Captures of query `name` under `node`, by capture name, each list in document order, an outer
+def captures(names: str | tuple[str, ...], node: Node) -> dict[str, list[Node]]:
+    """Captures of query `names` under `node`, by capture name, each list in document order, an outer
     node before the inner ones that start with it (`CLASS(fd, arg)(x)`): the cursor leaves such ties
     in no fixed order, and the facts' row order must not change from run to run."""
-    found = tree_sitter.QueryCursor(query(name)).captures(node)
+    found = tree_sitter.QueryCursor(query(names)).captures(node)
     return {capture: sorted(nodes, key=lambda n: (n.start_byte, -n.end_byte)) for capture, nodes in found.items()}
 
 
