@@ -1,7 +1,7 @@
 ; Definitions: functions, function-like and object-like macros, struct/union bodies, typedefs,
-; declarations (variables, locals) and the preprocessor branches that guard them.
+; declarations (variables, locals), the preprocessor branches that guard them, and labels.
 ; Capture vocabulary (shared by every query in this directory): @function @macro @define @struct
-; @typedef @declaration @branch @call @field @assignment @initializer @designated
+; @typedef @declaration @branch @label @call @field @assignment @initializer @designated
 (function_definition) @function
 (preproc_function_def) @macro
 (preproc_def) @define
@@ -10,3 +10,4 @@
 (type_definition) @typedef
 (declaration) @declaration
 [(preproc_if) (preproc_ifdef) (preproc_elif) (preproc_elifdef) (preproc_else)] @branch
+(labeled_statement) @label

@@ -53,6 +53,27 @@ def test_every_call_runs_under_the_annotated_conditions() -> None:
         assert actual[line] == branches, f"{FIXTURE.name}:{line}"
 
 
+def test_a_goto_names_the_label_a_backward_search_meets_first() -> None:
+    """Of two statements with one label, a goto's destination is the later one, and the outer of nested ones."""
+    source = b"""void f(int x)
+{
+\tif (x)
+\t\tgoto out;
+\t{ out: x = 1; }
+out: x = 2;
+\tg(x);
+\tif (x)
+\t\tgoto in;
+in:
+in: x = 3;
+\th(x);
+}
+"""
+    facts = extract_file("t.c", source, Dialect(attributes={}, definitions=()))
+    assert [(call["callee"], json.loads(call["branches"])) for call in facts.calls] == [
+        ("g", [["x", False, 6]]), ("h", [["x", False, 10], ["x", False, 6]])]
+
+
 def test_the_real_perf_callchain_branches_are_in_the_index() -> None:
     """Linux 7.3.4 arch/x86/events/core.c:2885-2896: `if (perf_guest_state()) return;`, then
     `if (perf_hw_regs(regs)) { if (perf_callchain_store(entry, regs->ip)) return; unwind_start(.., regs, NULL); }

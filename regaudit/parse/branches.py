@@ -14,6 +14,7 @@ then known to be reached only past the clause or not through the block at all.
 
 from __future__ import annotations
 
+import bisect
 import re
 
 from regaudit.parse.c_syntax import Node, text
@@ -29,10 +30,13 @@ class Branches:
     """Branch conditions of the nodes of one syntax tree, memoised per node (ancestors are shared),
     with each block's guard clauses and each function's labels found once."""
 
-    def __init__(self) -> None:
+    def __init__(self, labels: list[Node]) -> None:
+        """`labels`: the tree's labeled statements in document order."""
         self._memo: dict[int, tuple[Condition, ...]] = {}
         self._guards: dict[int, dict[int, list[Condition]]] = {}
         self._labels: dict[int, dict[str, int]] = {}
+        self._all_labels = labels
+        self._label_starts = [label.start_byte for label in labels]
 
     def of(self, node: Node) -> tuple[Condition, ...]:
         chain: list[tuple[Node, Node | None]] = []  # (link, its parent): Node.parent is a search from the root
@@ -80,8 +84,20 @@ class Branches:
             return 0
         labels = self._labels.get(function.id)
         if labels is None:
-            labels = self._labels[function.id] = _label_lines(function)
+            labels = self._labels[function.id] = self._label_lines(function)
         return labels.get(text(label), 0)
+
+    def _label_lines(self, function: Node) -> dict[str, int]:
+        """Each label of `function` and the line of its statement: the first one met by a search that takes
+        the last statement first and an outer statement before the ones inside it."""
+        first = bisect.bisect_left(self._label_starts, function.start_byte)
+        end = bisect.bisect_left(self._label_starts, function.end_byte)
+        lines: dict[str, int] = {}
+        for statement in sorted(self._all_labels[first:end], key=lambda node: (-node.end_byte, node.start_byte)):
+            name = statement.child_by_field_name("label")
+            if name is not None:
+                lines.setdefault(text(name), statement.start_point.row + 1)
+        return lines
 
 
 def _arm(child: Node, parent: Node) -> list[Condition]:
@@ -123,20 +139,6 @@ def _exit_of(statement: Node) -> Node | None:
         body = [c for c in statement.named_children if c.type != "comment"]
         return body[-1] if body and body[-1].type in _EXITS else None
     return None
-
-
-def _label_lines(function: Node) -> dict[str, int]:
-    """Each label of `function` and the line of its statement (the first one met, as a search would)."""
-    lines: dict[str, int] = {}
-    stack = [function]
-    while stack:
-        current = stack.pop()
-        if current.type == "labeled_statement":
-            name = current.child_by_field_name("label")
-            if name is not None:
-                lines.setdefault(text(name), current.start_point.row + 1)
-        stack.extend(current.named_children)
-    return lines
 
 
 def _pair(condition: Node, holds: bool) -> list[Condition]:

@@ -340,11 +340,11 @@ class _Expressions:
         self.facts = owner.facts
         self.scopes = scopes
         self.condition_for = condition_for
-        self.branches = Branches()
         self._encoded: dict[tuple[Condition, ...], str] = {}
 
     def run(self, found: dict[str, list[Node]]) -> None:
         """`found`: both queries' captures under the root."""
+        self.branches = Branches(found.get("label", []))
         for node in found.get("call", []):
             self._call(node)
         for node in found.get("field", []):
