@@ -39,19 +39,29 @@ class Branches:
         self._label_starts = [label.start_byte for label in labels]
 
     def of(self, node: Node) -> tuple[Condition, ...]:
-        chain: list[tuple[Node, Node | None]] = []  # (link, its parent): Node.parent is a search from the root
+        # The climb to the function or to an ancestor met before reads each node's id, parent and type once:
+        # every read costs, Node.parent most (it searches from the root).
+        memo = self._memo
+        chain: list[tuple[Node, int, Node | None, str]] = []  # (link, its id, its parent, the parent's type)
+        outer: tuple[Condition, ...] = ()
         current: Node | None = node
-        while current is not None and current.type != "function_definition" and current.id not in self._memo:
+        kind = node.type
+        while current is not None and kind != "function_definition":
+            key = current.id
+            if key in memo:
+                outer = memo[key]
+                break
             parent = current.parent
-            chain.append((current, parent))
+            kind = parent.type if parent is not None else ""
+            chain.append((current, key, parent, kind))
             current = parent
-        outer = self._memo.get(current.id, ()) if current is not None else ()
-        for link, parent in reversed(chain):
+        for link, key, parent, parent_kind in reversed(chain):
             if parent is not None:
-                own = self._guards_before(link, parent) if parent.type == "compound_statement" else _arm(link, parent)
+                own = self._guards_before(link, parent) if parent_kind == "compound_statement" \
+                    else _arm(link, parent, parent_kind)
                 if own:
                     outer = (*own, *outer)
-            self._memo[link.id] = outer
+            memo[key] = outer
         return outer
 
     def _guards_before(self, child: Node, block: Node) -> list[Condition]:
@@ -100,8 +110,8 @@ class Branches:
         return lines
 
 
-def _arm(child: Node, parent: Node) -> list[Condition]:
-    kind = parent.type
+def _arm(child: Node, parent: Node, kind: str) -> list[Condition]:
+    """The arm of `parent` (of type `kind`) that `child` is, as conditions."""
     if kind == "if_statement":
         return _if_arm(child, parent)
     if kind == "else_clause":
