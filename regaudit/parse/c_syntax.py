@@ -12,6 +12,7 @@ from typing import Any
 Node = Any  # tree_sitter.Node; kept abstract so only parser.py imports tree_sitter
 
 _TRANSPARENT = {"parenthesized_expression"}
+_CHAIN_LINKS = ("field_expression", "subscript_expression")
 LITERALS = {"number_literal", "char_literal", "string_literal", "concatenated_string", "null", "true",
             "false"}
 
@@ -31,15 +32,19 @@ def unwrap(node: Node | None) -> Node | None:
 
 def unwrap_casts(node: Node | None) -> Node | None:
     """Strip parentheses and casts: `(void *)(regs)` -> `regs`."""
-    node = unwrap(node)
-    while node is not None and node.type == "cast_expression":
-        node = unwrap(node.child_by_field_name("value"))
+    while node is not None:
+        kind = node.type
+        if kind == "cast_expression":
+            node = node.child_by_field_name("value")
+        elif kind in _TRANSPARENT:
+            node = node.named_children[0] if node.named_children else None
+        else:
+            break
     return node
 
 
 def root_identifier(node: Node | None) -> str | None:
     """The variable an lvalue-ish expression is rooted at: `&regs->regs[3]` -> 'regs'."""
-    node = unwrap_casts(node)
     while node is not None:
         kind = node.type
         if kind == "identifier":
@@ -146,28 +151,33 @@ def member_chain(field: Node) -> MemberChain | None:
         return None
     via = _operator(field)
     parts = [field.child_by_field_name("field").text.decode()]
-    top = field
-    parent = top.parent
+    top, parent = field, field.parent
     while parent is not None:
-        if parent.type == "subscript_expression" and parent.child_by_field_name("argument") == top:
+        kind = parent.type
+        if kind == "subscript_expression" and parent.child_by_field_name("argument") == top:
             parts[-1] += _index_text(parent.child_by_field_name("index"))
-        elif parent.type == "field_expression" and parent.child_by_field_name("argument") == top:
+        elif kind == "field_expression" and parent.child_by_field_name("argument") == top:
             parts.append(_operator(parent))
             parts.append(parent.child_by_field_name("field").text.decode())
-        elif parent.type == "parenthesized_expression" and parent.parent is not None and \
-                parent.parent.type in ("field_expression", "subscript_expression"):
-            pass  # `(regs->x)[3]`: the chain continues through the parentheses
+        elif kind == "parenthesized_expression":
+            above = parent.parent
+            if above is None or above.type not in _CHAIN_LINKS:
+                break
+            top, parent = parent, above  # `(regs->x)[3]`: the chain continues through the parentheses
+            continue
         else:
             break
-        top = parent
-        parent = top.parent
+        top, parent = parent, parent.parent
     return MemberChain(base=base, via=via, path=_join_path(parts), top=top)
 
 
 def _is_chain_link(node: Node) -> bool:
-    while node is not None and node.type == "subscript_expression":
+    while node is not None:
+        kind = node.type
+        if kind != "subscript_expression":
+            return kind == "field_expression"
         node = unwrap(node.child_by_field_name("argument"))
-    return node is not None and node.type == "field_expression"
+    return False
 
 
 def _operator(field: Node) -> str:
@@ -194,17 +204,20 @@ def _join_path(parts: list[str]) -> str:
 def member_path_of(expr: Node | None) -> tuple[str | None, str | None]:
     """(root variable, member path) of `var->a.b` or `&var->a`, (root, None) for a bare variable."""
     node = unwrap_casts(expr)
-    if node is not None and node.type == "pointer_expression":
+    kind = node.type if node is not None else None
+    if kind == "pointer_expression":
         node = unwrap_casts(node.child_by_field_name("argument"))
+        kind = node.type if node is not None else None
     if node is None:
         return None, None
     inner = node
-    while inner is not None and inner.type in ("field_expression", "subscript_expression"):
+    while kind in _CHAIN_LINKS:
         argument = unwrap(inner.child_by_field_name("argument"))
-        if argument is None or argument.type not in ("field_expression", "subscript_expression"):
+        argument_kind = argument.type if argument is not None else None
+        if argument_kind not in _CHAIN_LINKS:
             break
-        inner = argument
-    if inner is not None and inner.type == "field_expression":
+        inner, kind = argument, argument_kind
+    if kind == "field_expression":
         chain = member_chain(inner)
         if chain is not None:
             return root_identifier(chain.base), chain.path

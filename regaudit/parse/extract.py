@@ -383,9 +383,11 @@ class _Expressions:
         callee_node = _through_accessor(unwrap(node.child_by_field_name("function")))
         if callee_node is None:
             return
-        callee = text(callee_node) if callee_node.type == "identifier" else None
+        callee_kind = callee_node.type
+        callee_expr = text(callee_node)
+        callee = callee_expr if callee_kind == "identifier" else None
         member = base_var = base_type = None
-        if callee_node.type == "field_expression":
+        if callee_kind == "field_expression":
             member = text(callee_node.child_by_field_name("field"))
             base_var = root_identifier(callee_node.child_by_field_name("argument"))
             symbol = self._symbol(function, base_var)
@@ -393,10 +395,10 @@ class _Expressions:
         arguments = node.child_by_field_name("arguments")
         args = [a for a in arguments.named_children if a.type != "comment"] if arguments is not None else []
         index = len(self.facts.calls)
+        row, column = callee_node.start_point
         self.facts.calls.append({
-            "id": index, "function_id": function, "file": self.facts.path,
-            "line": callee_node.start_point.row + 1, "col": callee_node.start_point.column + 1,
-            "callee": callee, "callee_expr": text(callee_node), "callee_member": member,
+            "id": index, "function_id": function, "file": self.facts.path, "line": row + 1, "col": column + 1,
+            "callee": callee, "callee_expr": callee_expr, "callee_member": member,
             "callee_base_var": base_var, "callee_base_type": base_type, "n_args": len(args),
             "result_use": _result_use(node), "condition": condition, "branches": self._branches(node)})
         for position, arg in enumerate(args):
@@ -411,7 +413,7 @@ class _Expressions:
                 "call_id": index, "position": position, "expr": text(arg), "var": var,
                 "var_kind": symbol.kind if symbol else None,
                 "param_index": symbol.param_index if symbol else None,
-                "address_of": int(is_address_of(arg)), "member": path, "inner_call": inner_call})
+                "address_of": int(is_address_of(inner)), "member": path, "inner_call": inner_call})
 
     # member accesses
     def _access(self, node: Node) -> None:
@@ -581,36 +583,41 @@ def _through_accessor(callee: Node | None) -> Node | None:
         else callee
 
 
+_RESULT_USES = {"expression_statement": "discarded", "init_declarator": "assigned",
+                "assignment_expression": "assigned", "argument_list": "argument", "return_statement": "returned",
+                "if_statement": "condition", "while_statement": "condition", "unary_expression": "condition",
+                "binary_expression": "other"}
+
+
 def _result_use(call: Node) -> str:
     parent = call.parent
-    while parent is not None and parent.type in ("parenthesized_expression", "cast_expression"):
+    kind = parent.type if parent is not None else None
+    while kind in ("parenthesized_expression", "cast_expression"):
         parent = parent.parent
-    if parent is None:
-        return "other"
-    return {"expression_statement": "discarded", "init_declarator": "assigned",
-            "assignment_expression": "assigned", "argument_list": "argument",
-            "return_statement": "returned", "if_statement": "condition", "while_statement": "condition",
-            "unary_expression": "condition", "binary_expression": "other"}.get(parent.type, "other")
+        kind = parent.type if parent is not None else None
+    return _RESULT_USES.get(kind, "other")
 
 
 def _access_kind(top: Node) -> tuple[str, str | None]:
     """('read'|'write'|'readwrite'|'address', mask) for the member chain ending at `top`."""
     node = top
     parent = node.parent
-    while parent is not None and parent.type == "parenthesized_expression":
+    kind = parent.type if parent is not None else None
+    while kind == "parenthesized_expression":
         node, parent = parent, parent.parent
+        kind = parent.type if parent is not None else None
     if parent is None:
         return "read", None
-    if parent.type == "assignment_expression" and parent.child_by_field_name("left") == node:
+    if kind == "assignment_expression" and parent.child_by_field_name("left") == node:
         operator = operator_of(parent)
         right = parent.child_by_field_name("right")
         mask = text(right) if operator in _ASSIGN_MASK_OPERATORS and right is not None else None
         return ("write", None) if operator == "=" else ("readwrite", mask)
-    if parent.type == "update_expression":
+    if kind == "update_expression":
         return "readwrite", None
-    if parent.type == "pointer_expression" and operator_of(parent) == "&":
+    if kind == "pointer_expression" and operator_of(parent) == "&":
         return "address", None
-    if parent.type == "binary_expression" and operator_of(parent) == "&":
+    if kind == "binary_expression" and operator_of(parent) == "&":
         left, right = parent.child_by_field_name("left"), parent.child_by_field_name("right")
         other = right if left == node else left
         return "read", text(other) if other is not None else None
