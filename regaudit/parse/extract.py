@@ -435,10 +435,10 @@ class _Expressions:
             base_var = root_identifier(base)
         symbol = self._symbol(function, base_var)
         access, mask = _access_kind(chain.top)
-        field_node = node.child_by_field_name("field")
+        row, column = node.child_by_field_name("field").start_point
         self.facts.accesses.append({
-            "function_id": function, "file": self.facts.path, "line": field_node.start_point.row + 1,
-            "col": field_node.start_point.column + 1, "base_expr": text(base) if base is not None else "",
+            "function_id": function, "file": self.facts.path, "line": row + 1, "col": column + 1,
+            "base_expr": text(base) if base is not None else "",
             "base_var": base_var, "base_var_kind": symbol.kind if symbol else None,
             "param_index": symbol.param_index if symbol else None,
             "base_type": symbol.type if symbol else None, "base_call": base_call, "base_cast": base_cast,
@@ -457,8 +457,8 @@ class _Expressions:
             deref = False
         else:
             lhs_var, lhs_member = member_path_of(lhs)
-            deref = unwrap_casts(lhs) is not None and unwrap_casts(lhs).type == "pointer_expression" \
-                and not is_address_of(lhs)
+            target = unwrap_casts(lhs)
+            deref = target is not None and target.type == "pointer_expression" and not is_address_of(target)
         symbol = self._symbol(function, lhs_var)
         row: Row = {
             "function_id": function, "file": self.facts.path, "line": node.start_point.row + 1,
