@@ -296,8 +296,7 @@ class _FileExtractor:
                 conditions[index] = condition
         if not wrapped:
             return
-        unit, spans = _macro_unit(self.prepared.text, nodes)
-        tree = parser.parse(unit)
+        tree = parser.parse(_macro_unit(self.prepared.text, nodes))
         found = parser.captures(_QUERIES, tree.root_node)
         scopes = _Scopes()
         for function in found.get("function", []):
@@ -307,11 +306,10 @@ class _FileExtractor:
                 for declaration in parser.captures("definitions", function).get("declaration", []):
                     self._declaration(declaration, index, conditions[index])
         scopes.freeze()
-        del spans
         _Expressions(self, scopes, lambda _n, f: conditions.get(f, "") if f is not None else "").run(found)
 
 
-def _macro_unit(text_bytes: bytes, nodes: list[Node]) -> tuple[bytes, int]:
+def _macro_unit(text_bytes: bytes, nodes: list[Node]) -> bytes:
     """A C file with each macro body wrapped as `void _(){ body ;}` starting on the body's line.
 
     Continuations become plain newlines, so every token keeps its line; everything between macro
@@ -319,7 +317,6 @@ def _macro_unit(text_bytes: bytes, nodes: list[Node]) -> tuple[bytes, int]:
     """
     pieces: list[bytes] = []
     line = 0
-    count = 0
     for node in nodes:
         value = node.child_by_field_name("value")
         if value is None:
@@ -328,8 +325,7 @@ def _macro_unit(text_bytes: bytes, nodes: list[Node]) -> tuple[bytes, int]:
         pieces.append(b"\n" * (value.start_point.row - line))
         pieces.append(b"void " + _MACRO_WRAPPER.encode() + b"(){" + body + b"\n;}")
         line = value.start_point.row + body.count(b"\n") + 1
-        count += 1
-    return b"".join(pieces), count
+    return b"".join(pieces)
 
 
 class _Expressions:
