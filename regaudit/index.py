@@ -74,10 +74,10 @@ def index_tree(tree_path: str | os.PathLike[str], db_path: Path, *, prefilter: s
     started_at = _now()
     tree = open_tree(tree_path)
     result = IndexResult(db=db_path, tree=tree)
-    sources, symlinks = walk_sources(tree)
+    sources, symlinks, build_files = walk_sources(tree)
     query_hash = _query_hash(tree)
     previous = read.previous_index(db_path) if db_path.exists() else None
-    if previous and previous.matches(tree, query_hash, prefilter, sources):
+    if previous and previous.matches(tree, query_hash, prefilter, sources, build_files):
         result.unchanged = True
         read.record_unchanged_run(db_path, _run_row(tree, started_at, result, query_hash, prefilter,
                                                     previous.token_count))
@@ -98,7 +98,7 @@ def index_tree(tree_path: str | os.PathLike[str], db_path: Path, *, prefilter: s
             store.add_warning(path, "symlink", "symbolic link not followed (may loop or leave the tree)")
             result.warnings.append((path, "symlink", "symbolic link not followed"))
         result.files_warned = len(result.warnings)
-        read.replace_sources(store.conn, sources, selection.selected, tokens)
+        read.replace_sources(store.conn, sources, selection.selected, tokens, build_files)
         text_facts.replace_all(store.conn, text)
         store.invalidate_derived()
         store.db["runs"].insert(_run_row(tree, started_at, result, query_hash, prefilter, len(tokens)))

@@ -23,6 +23,17 @@ def data_dir(name: str) -> Path:
     raise FileNotFoundError(f"regaudit data directory {name!r} is missing from this installation")
 
 
+@cache
+def code_hash() -> str:
+    """A short hash of the package's Python sources: an audit made by other code (a newer checkout under the
+    same version number) is not reused."""
+    digest = hashlib.sha256()
+    for path in sorted(_PACKAGE_DIR.rglob("*.py")):
+        digest.update(str(path.relative_to(_PACKAGE_DIR)).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def content_hash(*dirs: str) -> str:
     """A short hash of every file below the named data directories: changes when any rule or query does."""
     digest = hashlib.sha256()

@@ -77,8 +77,17 @@ def arch_of(path: str) -> str:
     return parts[1] if len(parts) > 2 and parts[0] == "arch" else "generic"
 
 
-def walk_sources(tree: KernelTree) -> tuple[list[SourceFile], list[str]]:
-    """Every .c/.h file of the tree outside EXCLUDED_TOP_DIRS, sorted by path, and the symlinks seen.
+class TreeFiles(NamedTuple):
+    """What `walk_sources` saw."""
+
+    sources: list[SourceFile]  # the .c/.h files, sorted by path
+    symlinks: list[str]  # symlinked .c/.h files, not followed
+    build_files: list[SourceFile]  # files later stages read as text besides the C (see `is_build_file`)
+
+
+def walk_sources(tree: KernelTree) -> TreeFiles:
+    """Every .c/.h file of the tree outside EXCLUDED_TOP_DIRS, sorted by path, the symlinks seen, and the
+    build files (`is_build_file`) of the same directories and of the top one.
 
     Symlinks are never followed (a symlink loop cannot hang the walk, and a link out of the tree is
     not read): symlinked .c/.h files are returned separately so the index can warn about them.
@@ -86,9 +95,13 @@ def walk_sources(tree: KernelTree) -> tuple[list[SourceFile], list[str]]:
     """
     found: list[SourceFile] = []
     links: list[str] = []
+    build: list[SourceFile] = []
     prefix = len(str(tree.root)) + 1
-    stack = [entry.path for entry in _scandir(str(tree.root))
-             if entry.is_dir(follow_symlinks=False) and entry.name not in EXCLUDED_TOP_DIRS]
+    top = _scandir(str(tree.root))
+    stack = [entry.path for entry in top if entry.is_dir(follow_symlinks=False) and entry.name not in EXCLUDED_TOP_DIRS]
+    for entry in top:
+        if is_build_file(entry.name) and entry.is_file(follow_symlinks=False):
+            _add(build, entry.path, prefix)
     while stack:
         for entry in _scandir(stack.pop()):
             if entry.is_dir(follow_symlinks=False):
@@ -98,8 +111,18 @@ def walk_sources(tree: KernelTree) -> tuple[list[SourceFile], list[str]]:
                     links.append(entry.path[prefix:])
                 elif entry.is_file(follow_symlinks=False):
                     _add(found, entry.path, prefix)
+            elif is_build_file(entry.name) and entry.is_file(follow_symlinks=False):
+                _add(build, entry.path, prefix)
     found.sort()  # by path: no two files share one
-    return found, sorted(links)
+    build.sort()
+    return TreeFiles(found, sorted(links), build)
+
+
+def is_build_file(name: str) -> bool:
+    """Kconfig, Makefile and Kbuild files (the modelled build and the link's guards come from them), assembly
+    (rule evidence cites trampolines) and MAINTAINERS (the subsystem of a finding): what later stages read
+    besides the C facts, so a change to one must reach them as a change of the tree."""
+    return name.startswith(("Kconfig", "Makefile", "Kbuild")) or name.endswith(".S") or name == "MAINTAINERS"
 
 
 def files_below(directory: Path, pattern: str) -> list[Path]:

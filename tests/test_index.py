@@ -17,6 +17,7 @@ from fake_tree import make_tree
 import regaudit.index as index_module
 from regaudit.cli import main
 from regaudit.errors import BadInput
+from regaudit.facts.schema import SCHEMA_VERSION
 from regaudit.index import index_tree
 
 HEADER = """\
@@ -104,6 +105,45 @@ def test_second_run_reparses_nothing_and_one_edit_reparses_one_file(tmp_path: Pa
     assert rows(db, "SELECT member FROM accesses WHERE file = 'kernel/events/consumer.c'") == [("regs_intr.regs->cs",)]
     assert rows(db, "SELECT count(*) FROM functions WHERE name = 'sample_ip'") == [(1,)], "no duplicated facts"
     assert [r[0] for r in rows(db, "SELECT stage FROM runs")] == ["index"] * 3
+
+
+BUILD_FILES = {"arch/x86/Kconfig": "config X86\n\tdef_bool y\n", "kernel/events/Makefile": "obj-y += core.o\n",
+               "arch/x86/kernel/ftrace_64.S": "SYM_CODE_START(ftrace_caller)\n", "MAINTAINERS": "PERF\nF:\tkernel/\n"}
+
+
+@pytest.mark.parametrize("edited", sorted(BUILD_FILES))
+def test_an_edited_build_file_is_a_change_of_the_tree_that_drops_links_and_audits(tmp_path: Path,
+                                                                                  edited: str) -> None:
+    """Later stages read Kconfig, Makefiles, assembly and MAINTAINERS as text: the index keeps their sizes and
+    times, so that editing one makes the next run a changed one, which empties the derived tables."""
+    tree = tree_with(tmp_path, {**BUILD_FILES, "Documentation/notes.rst": "not read\n"})
+    db = tmp_path / "facts.db"
+    index_tree(tree, db, workers=1)
+    assert {path for (path,) in rows(db, "SELECT path FROM build_files")} == set(BUILD_FILES) | {"Makefile"}
+    (tree / "Documentation/notes.rst").write_text("edited, still not read\n")
+    assert index_tree(tree, db, workers=1).unchanged
+    conn = sqlite3.connect(db)
+    with conn:
+        conn.execute("INSERT INTO link_arches (arch, run_id, calls, resolved_calls, edges) VALUES ('x86', 1, 0, 0, 0)")
+    conn.close()
+    with open(tree / edited, "a") as handle:
+        handle.write("# edited\n")
+    result = index_tree(tree, db, workers=1)
+    assert not result.unchanged and result.files_parsed == 0
+    assert rows(db, "SELECT count(*) FROM link_arches") == [(0,)]
+
+
+def test_a_database_from_before_build_files_were_kept_is_indexed_again_and_migrated(tmp_path: Path) -> None:
+    tree = tree_with(tmp_path, BUILD_FILES)
+    db = tmp_path / "facts.db"
+    index_tree(tree, db, workers=1)
+    conn = sqlite3.connect(db)  # as schema 9 left it
+    conn.executescript("DROP TABLE build_files; ALTER TABLE audits DROP COLUMN code_hash; PRAGMA user_version = 9;")
+    conn.close()
+    result = index_tree(tree, db, workers=1)
+    assert not result.unchanged and result.files_parsed == 0
+    assert rows(db, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
+    assert rows(db, "SELECT count(*) FROM build_files") == [(len(BUILD_FILES) + 1,)]  # and the top Makefile
 
 
 def test_a_file_that_leaves_the_tree_leaves_the_database(tmp_path: Path) -> None:

@@ -24,10 +24,12 @@ from kernel_trees import indexed_db, kernel_tree
 from regaudit.audit.check import source_key
 from regaudit.audit.run import audit_database
 from regaudit.cli import main
+from regaudit.patch import run as patch_run
 from regaudit.patch.checkpatch import render
 from regaudit.patch.diffs import parse_patch
 from regaudit.patch.overlay import apply_changes
-from regaudit.patch.run import CheckResult, check_patch
+from regaudit.patch.run import CheckResult, check_patch, tree_audit
+from regaudit.tree import open_tree
 
 pytestmark = pytest.mark.slow
 PATCHES = Path(__file__).parent / "fixtures" / "patches"
@@ -161,6 +163,19 @@ def test_a_change_inside_one_function_rechecks_only_the_seeds_that_reach_it(tree
         assert rechecked and kept
         assert not any(file == "kernel/trace/bpf_trace.c" for _rule, _function, file, _line in kept)
     assert {f["arch"] for f in result.comparison.new} == {"arm64"}
+
+
+def test_the_tree_audit_is_reused_only_while_this_code_made_it(tree: Path, db: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """A checkout newer than the audit keeps the version number: the audit says which code made it."""
+    said: list[str] = []
+    assert tree_audit(db, open_tree(tree), ["x86"], said.append)["findings"]
+    assert said == ["reusing the audit of the tree"]
+    monkeypatch.setattr(patch_run, "code_hash", lambda: "other code")
+    monkeypatch.setattr(patch_run, "audit_database", lambda *_args, **_kwargs: {"audited": "again"})
+    said.clear()
+    assert tree_audit(db, open_tree(tree), ["x86"], said.append) == {"audited": "again"}
+    assert said == ["auditing the tree"]
 
 
 def tree_state(tree: Path) -> str:

@@ -159,8 +159,8 @@ def base_audit(db: Path, lists: dict[str, list[dict[str, Any]]], walks: dict[str
     """A database whose latest audit holds these helper lists and helper walks."""
     with FactStore(db) as store:
         audit = audit_facts.start_audit(store.conn, {"started": "", "tool_version": "", "rules_hash": "",
-                                                     "tree_path": "", "kernel_version": "7.3.4", "arches": ["x86"],
-                                                     "config": None})
+                                                     "code_hash": "", "tree_path": "", "kernel_version": "7.3.4",
+                                                     "arches": ["x86"], "config": None})
         audit_facts.add_helper_lists(store.conn, audit, lists)
         audit_facts.add_helper_walks(store.conn, audit, {arch: [walk.to_json() for walk in arch_walks]
                                                          for arch, arch_walks in walks.items()})

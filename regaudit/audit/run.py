@@ -31,6 +31,7 @@ from regaudit.flow.bpf_helpers import HelperEntry, bpf_helpers
 from regaudit.flow.link import link_database
 from regaudit.flow.propagate import arch_program
 from regaudit.forking import fork_map
+from regaudit.resources import code_hash
 from regaudit.ruleset.flow_rules import Bridge, load_bridges, load_sources
 from regaudit.ruleset.load import kernel_series, ruleset_hash
 from regaudit.subsystems import Maintainers
@@ -94,7 +95,7 @@ def audit_database(db_path: Path, tree_path: str | Path, arches: list[str] | Non
         say(f"{arch}: {len(outcome.findings)} findings, {len(outcome.cleans)} clean ({seconds:.1f} s)")
     findings.sort(key=lambda f: (f["arch"], f["subsystem"], f["consumer"]["file"], f["consumer"]["line"],
                                  f["member"], f["source"]["rule"], f["fingerprint"]))
-    meta = {"started": started, "tool_version": __version__, "rules_hash": ruleset_hash(),
+    meta = {"started": started, "tool_version": __version__, "rules_hash": ruleset_hash(), "code_hash": code_hash(),
             "tree_path": str(tree.root), "kernel_version": tree.version, "arches": chosen,
             "config": str(config) if config is not None else None}
     with FactStore(db_path) as store:

@@ -66,8 +66,8 @@ def start_audit(conn: sqlite3.Connection, meta: dict[str, Any]) -> int:
                   "helper_walks", "audits"):
         conn.execute(f"DELETE FROM {table}")
     cursor = conn.execute(
-        "INSERT INTO audits (started, tool_version, rules_hash, tree_path, kernel_version, arches, config) "
-        "VALUES (:started, :tool_version, :rules_hash, :tree_path, :kernel_version, :arches, :config)",
+        "INSERT INTO audits (started, tool_version, rules_hash, code_hash, tree_path, kernel_version, arches, config) "
+        "VALUES (:started, :tool_version, :rules_hash, :code_hash, :tree_path, :kernel_version, :arches, :config)",
         {**meta, "arches": json.dumps(meta["arches"])},
     )
     return int(cursor.lastrowid or 0)

@@ -1,7 +1,7 @@
 """Read side of the fact database for the index stage: the previous run's state and prefilter input.
 
 Later stages get their own intent-level facades; this module only answers what `index` needs to
-decide what to reuse, and writes the two small bookkeeping tables it owns (`sources`,
+decide what to reuse, and writes the small bookkeeping tables it owns (`sources`, `build_files`,
 `prefilter_tokens`).
 """
 
@@ -27,6 +27,7 @@ class PreviousIndex:
     prefilter: str
     token_count: int
     stats: dict[str, tuple[int, int]]  # path -> (size, mtime_ns) of every source looked at
+    build_stats: dict[str, tuple[int, int]]  # the same of every build file (`tree.is_build_file`)
     files: dict[str, str]  # parsed path -> sha256
     tokens: frozenset[str]  # the prefilter tokens it derived
 
@@ -34,11 +35,13 @@ class PreviousIndex:
     def file_count(self) -> int:
         return len(self.files)
 
-    def matches(self, tree: KernelTree, query_hash: str, prefilter: str, sources: list[SourceFile]) -> bool:
-        """True when nothing that could change a fact has changed: a warm run has nothing to do."""
+    def matches(self, tree: KernelTree, query_hash: str, prefilter: str, sources: list[SourceFile],
+                build_files: list[SourceFile]) -> bool:
+        """True when nothing that could change a fact, or what later stages read besides them, has changed: a
+        warm run has nothing to do."""
         return (self.tree_path == str(tree.root) and self.query_hash == query_hash
-                and self.prefilter == prefilter and len(sources) == len(self.stats)
-                and all(self.stats.get(s.path) == (s.size, s.mtime_ns) for s in sources))
+                and self.prefilter == prefilter and _same_stats(self.stats, sources)
+                and _same_stats(self.build_stats, build_files))
 
     def reusable(self, tree: KernelTree, query_hash: str) -> dict[str, tuple[int, int, str]]:
         """path -> (size, mtime_ns, sha256) of parsed files whose facts may be kept.
@@ -49,6 +52,10 @@ class PreviousIndex:
         return {path: (*self.stats.get(path, (-1, -1)), sha) for path, sha in self.files.items()}
 
 
+def _same_stats(stats: dict[str, tuple[int, int]], files: list[SourceFile]) -> bool:
+    return len(files) == len(stats) and all(stats.get(f.path) == (f.size, f.mtime_ns) for f in files)
+
+
 def previous_index(db_path: Path) -> PreviousIndex | None:
     db = open_existing(db_path)
     run = db.execute("SELECT tree_path, query_hash, prefilter, prefilter_tokens FROM runs "
@@ -56,10 +63,13 @@ def previous_index(db_path: Path) -> PreviousIndex | None:
     if run is None:
         return None
     stats = {path: (size, mtime) for path, size, mtime in db.execute("SELECT path, size, mtime_ns FROM sources")}
+    # none in a database from before schema 10: the run is then a changed one, which migrates it
+    build_stats = {path: (size, mtime) for path, size, mtime in db.execute(
+        "SELECT path, size, mtime_ns FROM build_files")} if db["build_files"].exists() else {}
     files = dict(db.execute("SELECT path, sha256 FROM files"))
     tokens = frozenset(token for (token,) in db.execute("SELECT token FROM prefilter_tokens"))
     db.conn.close()
-    return PreviousIndex(run[0], run[1], run[2], run[3] or 0, stats, files, tokens)
+    return PreviousIndex(run[0], run[1], run[2], run[3] or 0, stats, build_stats, files, tokens)
 
 
 def record_unchanged_run(db_path: Path, run: dict[str, object]) -> None:
@@ -72,7 +82,9 @@ def record_unchanged_run(db_path: Path, run: dict[str, object]) -> None:
 
 
 def replace_sources(conn: sqlite3.Connection, sources: list[SourceFile], selected: dict[str, str],
-                    tokens: dict[str, tuple[int, str]]) -> None:
+                    tokens: dict[str, tuple[int, str]], build_files: list[SourceFile]) -> None:
+    conn.execute("DELETE FROM build_files")
+    conn.executemany("INSERT INTO build_files (path, size, mtime_ns) VALUES (?, ?, ?)", build_files)
     conn.execute("DELETE FROM sources")
     conn.executemany("INSERT INTO sources (path, size, mtime_ns, selected, reason) VALUES (?, ?, ?, ?, ?)",
                      ((s.path, s.size, s.mtime_ns, int(s.path in selected), selected.get(s.path))

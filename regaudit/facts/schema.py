@@ -411,6 +411,18 @@ CREATE TABLE helper_walks (
 );
 CREATE INDEX helper_walks_audit ON helper_walks(audit_id, arch);
 """,
+    # 10: the files later stages read as text besides the C facts, so that a change to one (a Kconfig edit)
+    # makes the next index run a changed one, which drops the links and audits made from the old text; and
+    # which code made an audit.
+    """
+CREATE TABLE build_files (
+    path TEXT PRIMARY KEY,          -- Kconfig*, Makefile*, Kbuild*, *.S and MAINTAINERS files the index walk saw
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL       -- with size, what a warm run compares
+);
+ALTER TABLE audits ADD COLUMN code_hash TEXT
+    /* hash of the regaudit code that made the audit: `regaudit check` reuses an audit of the same code only */;
+""",
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

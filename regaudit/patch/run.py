@@ -2,7 +2,7 @@
 
 Owns the order of the stages and the scratch directory. The database gets only what `regaudit audit` would
 store for the tree on disk (its audit, reused while it is for the same kernel version, tool version, rules
-hash and a superset of the arches, without a .config); everything of the patch happens in a scratch
+hash, code and a superset of the arches, without a .config); everything of the patch happens in a scratch
 directory removed at the end: a copy of the database, the re-index of the touched files
 (`regaudit.index.index_overlay`, with the tree's attribute macros), the patched tree (`overlay.materialise`,
 a sparse view of links into the tree) and its audit for the arches whose build the touched files can be
@@ -37,8 +37,9 @@ from regaudit.audit.check import source_key
 from regaudit.audit.document import load_document
 from regaudit.audit.run import audit_database, auditable_arches
 from regaudit.errors import BadInput
+from regaudit.facts import audit_facts
 from regaudit.facts.bridge_facts import PROTO_TAG
-from regaudit.facts.store import disposable_databases
+from regaudit.facts.store import disposable_databases, open_existing
 from regaudit.index import index_overlay
 from regaudit.patch.compare import Comparison, compare
 from regaudit.patch.impact import (
@@ -52,7 +53,7 @@ from regaudit.patch.impact import (
 )
 from regaudit.patch.line_map import LineMap
 from regaudit.patch.overlay import Patched, materialise
-from regaudit.resources import data_dir
+from regaudit.resources import code_hash, data_dir
 from regaudit.ruleset.load import ruleset_hash
 from regaudit.tree import KernelTree, open_tree
 
@@ -101,7 +102,7 @@ def tree_audit(db_path: Path, tree: KernelTree, arches: list[str], say: Progress
         document = load_document(db_path)
     except BadInput:
         document = None
-    if document is not None and _covers(document, tree, arches):
+    if document is not None and _covers(document, tree, arches) and _made_by_this_code(db_path):
         say("reusing the audit of the tree")
         return document
     say("auditing the tree")
@@ -112,6 +113,16 @@ def _covers(document: dict[str, Any], tree: KernelTree, arches: list[str]) -> bo
     return (document["tree"]["version"] == tree.version and document["config"] is None
             and document["tool"]["version"] == __version__ and document["tool"]["rules_hash"] == ruleset_hash()
             and set(arches) <= set(document["arches"]))
+
+
+def _made_by_this_code(db_path: Path) -> bool:
+    """Whether the database's latest audit was made by this very code (not only this version number)."""
+    conn = open_existing(db_path).conn
+    try:
+        audit = audit_facts.latest_audit(conn)
+    finally:
+        conn.close()
+    return audit is not None and audit.get("code_hash") == code_hash()  # no column before schema 10
 
 
 def _patched_audit(tree: KernelTree, db_path: Path, patched: Patched, arches: list[str], on_disk: dict[str, Any],
