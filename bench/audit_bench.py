@@ -3,7 +3,8 @@
     python bench/audit_bench.py TREE [--runs 3] [--jobs N] [--arch A,B]
 
 Cold: a fresh database (index, link, frame models, check). Warm: the same database again (the index
-finds nothing changed and the links are reused; models and the check run again). Medians of --runs,
+finds nothing changed, so the stored audit is the answer). Warm --fresh: the same with `--fresh` (the links
+are reused; models and the check run again). Medians of --runs,
 peak RSS of the largest process, and the floor: tree-sitter alone parsing the files the index
 selected (bench/index_bench.py's). No thresholds: the figures go into issue notes.
 """
@@ -24,9 +25,9 @@ from pathlib import Path
 from index_bench import cold_and_warm, floor_seconds
 
 
-def timed_audit(tree: Path, db: Path, arches: str | None) -> float:
+def timed_audit(tree: Path, db: Path, arches: str | None, *options: str) -> float:
     command = [sys.executable, "-m", "regaudit", "audit", str(tree), "--db", str(db), "--format", "json",
-               "-o", os.devnull]
+               "-o", os.devnull, *options]
     started = time.monotonic()
     subprocess.run([*command, *(["--arch", arches] if arches else [])], check=True, stdout=subprocess.DEVNULL)
     return time.monotonic() - started
@@ -42,6 +43,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="regaudit-bench-") as scratch:
         db = Path(scratch) / "bench.db"
         cold, warm = cold_and_warm(db, args.runs, lambda: timed_audit(args.tree, db, args.arch))
+        fresh = [timed_audit(args.tree, db, args.arch, "--fresh") for _ in range(args.runs)]
         conn = sqlite3.connect(db)
         files = [str(args.tree / path) for (path,) in conn.execute("SELECT path FROM files")]
         findings = conn.execute("SELECT count(*) FROM findings").fetchone()[0]
@@ -51,7 +53,10 @@ def main() -> None:
     cold_median, floor_median = statistics.median(cold), statistics.median(floor)
     print(f"tree: {args.tree}   arches: {args.arch or 'all'}   runs: {args.runs}   jobs: {args.jobs}")
     print(f"cold audit: median {cold_median:.1f} s  (runs: {', '.join(f'{t:.1f}' for t in cold)})")
-    print(f"warm audit: median {statistics.median(warm):.1f} s  (runs: {', '.join(f'{t:.1f}' for t in warm)})")
+    print(f"warm audit: median {statistics.median(warm):.1f} s  (runs: {', '.join(f'{t:.1f}' for t in warm)}; "
+          f"nothing changed, the stored audit is the answer)")
+    print(f"warm --fresh: median {statistics.median(fresh):.1f} s  (runs: {', '.join(f'{t:.1f}' for t in fresh)}; "
+          f"link reused, models and check run again)")
     print(f"floor, raw tree-sitter parse of the same {len(files)} files: {floor_median:.1f} s "
           f"with {args.jobs} processes")
     print(f"cold / floor: {cold_median / floor_median:.1f}x   findings: {findings}")

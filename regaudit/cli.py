@@ -177,20 +177,27 @@ def frames(tree: str, arches: str | None, output: str, db_path: Path | None) -> 
               help="Write the report to this file instead of stdout.")
 @click.option("--fail-on-findings", is_flag=True, help="Exit 1 when there is at least one finding.")
 @click.option("--no-color", is_flag=True, help="Plain text even on a terminal.")
+@click.option("--fresh", is_flag=True,
+              help="Link, model and check again even when nothing the stored audit was made from changed.")
 @click.option("--jobs", "-j", type=click.IntRange(min=1), default=None,
               help="Processes for parsing and for checking arches [default: one per core].")
 @db_option
 @_handle_errors
 def audit(tree: str, arches: str | None, config: Path | None, output: str, output_file: Path | None,
-          fail_on_findings: bool, no_color: bool, jobs: int | None, db_path: Path | None) -> None:
+          fail_on_findings: bool, no_color: bool, fresh: bool, jobs: int | None, db_path: Path | None) -> None:
     """Index, link, model and check TREE: consumers reading pt_regs members a sparse ftrace frame left unpopulated."""
-    from regaudit.audit.run import audit_database, check_request
+    from regaudit.audit.run import audit_database, auditable_arches, check_request, stored_audit
 
     check_request(tree, split_arches(arches), config)
     console = Console()
-    db = indexed(tree, db_path, console, workers=jobs).db
-    document = audit_database(db, tree, split_arches(arches), config,
-                              progress=console.stage if sys.stderr.isatty() else None, jobs=jobs)
+    index = indexed(tree, db_path, console, workers=jobs)
+    progress = console.stage if sys.stderr.isatty() else None
+    chosen = auditable_arches(index.tree.root, split_arches(arches))
+    document = None if config is not None or fresh else stored_audit(index.db, index.tree, chosen, exact=True)
+    if document is not None and progress:
+        progress("nothing changed since the stored audit: reusing it (--fresh runs it again)")
+    if document is None:
+        document = audit_database(index.db, tree, chosen, config, progress=progress, jobs=jobs)
     color = not no_color and output_file is None and console.rich.is_terminal
     emit(render(document, output, color=color), output_file)
     sys.exit(1 if fail_on_findings and document["findings"] else 0)

@@ -11,11 +11,13 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
 from kernel_trees import indexed_db, kernel_tree
 
+from regaudit.audit import run as audit_run
 from regaudit.cli import main
 
 # An x86_64 tracing build as a distribution configures it (the symbols the checked code tests).
@@ -64,6 +66,25 @@ def test_the_report_of_the_database_is_the_audit(db: Path, audited: dict) -> Non
     result = run("report", str(db), "--format", "json")
     assert result.exit_code == 0
     assert json.loads(result.output) == audited
+
+
+def test_an_audit_of_an_unchanged_tree_is_the_stored_one_unless_fresh(db: Path, audited: dict,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nothing the stored audit was made from changed (facts, build files, rules, code, arches): it is the
+    answer; --fresh runs the stages again, to the same result."""
+    audits: list[list[str]] = []
+    real = audit_run.audit_database
+
+    def counted(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        audits.append(args[2])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(audit_run, "audit_database", counted)
+    tree = str(kernel_tree("7.3"))
+    again = run("audit", tree, "--db", str(db), "--arch", "x86", "--format", "json")
+    assert (json.loads(again.output), audits) == (audited, [])
+    fresh = run("audit", tree, "--db", str(db), "--arch", "x86", "--format", "json", "--fresh")
+    assert (json.loads(fresh.output), audits) == (audited, [["x86"]])
 
 
 def test_fail_on_findings_exits_1(db: Path) -> None:

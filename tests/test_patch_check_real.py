@@ -21,6 +21,7 @@ import pytest
 from click.testing import CliRunner, Result
 from kernel_trees import indexed_db, kernel_tree
 
+from regaudit.audit import run as audit_run
 from regaudit.audit.check import source_key
 from regaudit.audit.run import audit_database
 from regaudit.cli import main
@@ -171,7 +172,7 @@ def test_the_tree_audit_is_reused_only_while_this_code_made_it(tree: Path, db: P
     said: list[str] = []
     assert tree_audit(db, open_tree(tree), ["x86"], said.append)["findings"]
     assert said == ["reusing the audit of the tree"]
-    monkeypatch.setattr(patch_run, "code_hash", lambda: "other code")
+    monkeypatch.setattr(audit_run, "code_hash", lambda: "other code")
     monkeypatch.setattr(patch_run, "audit_database", lambda *_args, **_kwargs: {"audited": "again"})
     said.clear()
     assert tree_audit(db, open_tree(tree), ["x86"], said.append) == {"audited": "again"}

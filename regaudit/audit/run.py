@@ -35,7 +35,7 @@ from regaudit.resources import code_hash
 from regaudit.ruleset.flow_rules import Bridge, load_bridges, load_sources
 from regaudit.ruleset.load import kernel_series, ruleset_hash
 from regaudit.subsystems import Maintainers
-from regaudit.tree import open_tree
+from regaudit.tree import KernelTree, open_tree
 
 Progress = Callable[[str], None]
 ArchResult = tuple[str, ArchOutcome, float]
@@ -147,6 +147,28 @@ def _check_arch(job: _ArchJob, arch: str) -> ArchResult:
                           job.helper_walks.get(arch))
         outcome = check.run(job.seeds, only)
     return arch, outcome, time.perf_counter() - clock
+
+
+def stored_audit(db_path: Path, tree: KernelTree, arches: list[str], exact: bool = False) -> dict[str, Any] | None:
+    """The database's latest audit when it is what auditing `arches` of `tree` now would give (all of them and
+    maybe more; only them with `exact`), else None. The index drops every audit when a fact or a file later
+    stages read as text changes, so an audit still there was made from the tree as it is; it must also be of
+    this kernel version, without a .config, and made by this code under these rules."""
+    try:
+        document = load_document(db_path)
+    except BadInput:
+        return None
+    conn = open_existing(db_path).conn
+    try:
+        audit = audit_facts.latest_audit(conn)
+    finally:
+        conn.close()
+    held = set(document["arches"])
+    same = (document["tree"]["version"] == tree.version and document["config"] is None and audit is not None
+            and audit.get("code_hash") == code_hash()  # no column before schema 10
+            and document["tool"]["version"] == __version__ and document["tool"]["rules_hash"] == ruleset_hash()
+            and (held == set(arches) if exact else set(arches) <= held))
+    return document if same else None
 
 
 def check_request(tree_path: str | Path, arches: list[str] | None, config: Path | None) -> None:

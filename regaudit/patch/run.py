@@ -32,14 +32,10 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from regaudit import __version__
 from regaudit.audit.check import source_key
-from regaudit.audit.document import load_document
-from regaudit.audit.run import audit_database, auditable_arches
-from regaudit.errors import BadInput
-from regaudit.facts import audit_facts
+from regaudit.audit.run import audit_database, auditable_arches, stored_audit
 from regaudit.facts.bridge_facts import PROTO_TAG
-from regaudit.facts.store import disposable_databases, open_existing
+from regaudit.facts.store import disposable_databases
 from regaudit.index import index_overlay
 from regaudit.patch.compare import Comparison, compare
 from regaudit.patch.impact import (
@@ -53,8 +49,7 @@ from regaudit.patch.impact import (
 )
 from regaudit.patch.line_map import LineMap
 from regaudit.patch.overlay import Patched, materialise
-from regaudit.resources import code_hash, data_dir
-from regaudit.ruleset.load import ruleset_hash
+from regaudit.resources import data_dir
 from regaudit.tree import KernelTree, open_tree
 
 Progress = Callable[[str], None]
@@ -97,32 +92,13 @@ def check_patch(tree_path: str | Path, db_path: Path, patched: Patched, arches: 
 
 
 def tree_audit(db_path: Path, tree: KernelTree, arches: list[str], say: Progress) -> dict[str, Any]:
-    """The database's latest audit when it covers `arches` of this tree under the current rules, else a new one."""
-    try:
-        document = load_document(db_path)
-    except BadInput:
-        document = None
-    if document is not None and _covers(document, tree, arches) and _made_by_this_code(db_path):
+    """The database's latest audit when it holds `arches` of this tree (`stored_audit`), else a new one."""
+    document = stored_audit(db_path, tree, arches)
+    if document is not None:
         say("reusing the audit of the tree")
         return document
     say("auditing the tree")
     return audit_database(db_path, tree.root, arches, progress=say)
-
-
-def _covers(document: dict[str, Any], tree: KernelTree, arches: list[str]) -> bool:
-    return (document["tree"]["version"] == tree.version and document["config"] is None
-            and document["tool"]["version"] == __version__ and document["tool"]["rules_hash"] == ruleset_hash()
-            and set(arches) <= set(document["arches"]))
-
-
-def _made_by_this_code(db_path: Path) -> bool:
-    """Whether the database's latest audit was made by this very code (not only this version number)."""
-    conn = open_existing(db_path).conn
-    try:
-        audit = audit_facts.latest_audit(conn)
-    finally:
-        conn.close()
-    return audit is not None and audit.get("code_hash") == code_hash()  # no column before schema 10
 
 
 def _patched_audit(tree: KernelTree, db_path: Path, patched: Patched, arches: list[str], on_disk: dict[str, Any],
