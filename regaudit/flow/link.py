@@ -200,6 +200,7 @@ class _Linker:
         self.by_name: dict[str, list[DefinitionRow]] = defaultdict(list)
         for definition in link_facts.definitions(conn):
             self.by_name[definition.name].append(definition)
+        self.files_defining = defining_files(self.by_name)
         self.generic_headers = sorted(
             {d.file for group in self.by_name.values() for d in group if d.file.startswith(_ASM_GENERIC)}
         )
@@ -208,8 +209,9 @@ class _Linker:
         self.structs = StructNames(link_facts.typedef_types(conn), link_facts.member_types(conn))
 
     @cached_property
-    def direct_calls(self) -> list[DirectCall]:
-        return link_facts.direct_calls(self.conn)
+    def direct_calls(self) -> dict[tuple[str, str], list[DirectCall]]:
+        """Every `name(...)` call, by (file, guard): each arch decides a guard once for all the calls under it."""
+        return _by_guard(link_facts.direct_calls(self.conn))
 
     @cached_property
     def shadowed(self) -> set[tuple[int, str]]:
@@ -259,7 +261,7 @@ class _Linker:
         scope, linked = plan
         recomputed = link_facts.calls_reaching(conn, arch, scope.paths, scope.names)
         shadowed = link_facts.local_names(conn, {call.function_id for call in recomputed if call.function_id})
-        self._direct_edges(resolver, recomputed, shadowed, edges)
+        self._direct_edges(resolver, _by_guard(recomputed), shadowed, edges)
         through_fields = self._field_calls_reaching(scope)
         self._pointer_edges(resolver, through_fields, edges)
         calls = linked.calls - _visible(resolver, scope.before) + _visible(resolver, scope.after)
@@ -280,7 +282,7 @@ class _Linker:
 
     def _resolver(self, arch: str, facts: ArchFacts) -> Resolver:
         config = BuildConfig.load(self.tree, arch, facts, ConfigRules.for_arch(self.config_rules, arch))
-        return Resolver(program_for(self.tree, arch, self.generic_headers), config, self.by_name)
+        return Resolver(program_for(self.tree, arch, self.generic_headers), config, self.by_name, self.files_defining)
 
     def _scope_after(self, linked: LinkedArch | None) -> RelinkScope | None:
         """`scope` for an arch whose edges (written by the link `linked`) were current until the index run of
@@ -289,24 +291,25 @@ class _Linker:
             return None
         return self.scope if link_facts.index_runs_since(self.conn, linked.run_id) == [self.changes.run_id] else None
 
-    def _direct_edges(self, resolver: Resolver, direct_calls: list[DirectCall], shadowed: set[tuple[int, str]],
-                      edges: list[Edge]) -> int:
-        """Append the edges of the `name(...)` calls `direct_calls`, but of those naming a parameter or local of
-        their function (`shadowed`); returns how many of them the program has."""
+    def _direct_edges(self, resolver: Resolver, direct_calls: dict[tuple[str, str], list[DirectCall]],
+                      shadowed: set[tuple[int, str]], edges: list[Edge]) -> int:
+        """Append the edges of the `name(...)` calls `direct_calls` (by file and guard), but of those naming a
+        parameter or local of their function (`shadowed`); returns how many of them the program has."""
         calls = 0
         arch, defined = resolver.program.arch, resolver.by_name
-        for call in direct_calls:
-            call_guard = resolver.open_guard(call.file, call.condition)
+        for (file, condition), guarded in direct_calls.items():
+            call_guard = resolver.open_guard(file, condition)
             if call_guard is None:
                 continue
-            calls += 1
-            if call.callee not in defined or (call.function_id, call.callee) in shadowed:
-                continue  # no definition indexed; or a parameter or local of that name: a function pointer
-            edges.extend(
-                Edge(arch, call.id, call.function_id, target.definition.id, target.kind,
-                     _conjoin(call_guard, *target.guards) if target.guards else call_guard)
-                for target in resolver.resolve(call.callee, call.file)
-            )
+            calls += len(guarded)
+            for call in guarded:
+                if call.callee not in defined or (call.function_id, call.callee) in shadowed:
+                    continue  # no definition indexed; or a parameter or local of that name: a function pointer
+                edges.extend(
+                    Edge(arch, call.id, call.function_id, target.definition.id, target.kind,
+                         _conjoin(call_guard, *target.guards) if target.guards else call_guard)
+                    for target in resolver.resolve(call.callee, file)
+                )
         return calls
 
     def _field_calls_reaching(self, scope: RelinkScope) -> list[FieldCall]:
@@ -345,6 +348,13 @@ class _Resolved:
     seconds: float
 
 
+def _by_guard(calls: list[DirectCall]) -> dict[tuple[str, str], list[DirectCall]]:
+    grouped: dict[tuple[str, str], list[DirectCall]] = defaultdict(list)
+    for call in calls:
+        grouped[(call.file, call.condition)].append(call)
+    return grouped
+
+
 def _visible(resolver: Resolver, facts: TouchedFacts) -> int:
     """Call sites of `facts` in the arch's program whose guard is not false."""
     return sum(count for path, condition, count in facts.call_sites if resolver.open_guard(path, condition) is not None)
@@ -368,10 +378,13 @@ class Resolver:
     """Name → definitions for one arch's program, memoised per (name, caller file when it matters), and the
     guard of a fact memoised per (file, condition)."""
 
-    def __init__(self, program: Program, config: BuildConfig, by_name: dict[str, list[DefinitionRow]]) -> None:
+    def __init__(self, program: Program, config: BuildConfig, by_name: dict[str, list[DefinitionRow]],
+                 files_defining: dict[str, frozenset[str]]) -> None:
+        """`files_defining`: the files of each name's definitions (`defining_files(by_name)`)."""
         self.program = program
         self.config = config
         self.by_name = by_name
+        self.files_defining = files_defining
         self._memo: dict[tuple[str, str | None], tuple[Target, ...]] = {}
         self._guards: dict[tuple[str, str], str | None] = {}
 
@@ -386,11 +399,10 @@ class Resolver:
     def resolve(self, name: str, caller_file: str) -> tuple[Target, ...]:
         """The definitions a call of `name` from `caller_file` may reach: every candidate of the best tier,
         and of the following tiers while no candidate so far is known to be compiled in."""
-        candidates = self.by_name.get(name, ())
         # Only a definition in the caller's own file makes the answer depend on the file.
-        key = (name, caller_file if any(d.file == caller_file for d in candidates) else None)
+        key = (name, caller_file if caller_file in self.files_defining.get(name, ()) else None)
         if key not in self._memo:
-            self._memo[key] = self._resolve(candidates, caller_file)
+            self._memo[key] = self._resolve(self.by_name.get(name, ()), caller_file)
         return self._memo[key]
 
     def _resolve(self, candidates: Sequence[DefinitionRow], caller_file: str) -> tuple[Target, ...]:
@@ -406,6 +418,11 @@ class Resolver:
             if any(not target.guards for target in tiers[tier]):
                 break
         return tuple(chosen)
+
+
+def defining_files(by_name: dict[str, list[DefinitionRow]]) -> dict[str, frozenset[str]]:
+    """The files each name is defined in."""
+    return {name: frozenset(definition.file for definition in group) for name, group in by_name.items()}
 
 
 def _tier(definition: DefinitionRow, caller_file: str) -> int | None:
