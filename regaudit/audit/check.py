@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from dataclasses import asdict, astuple, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -68,7 +68,8 @@ class ConsumerAccess:
     within: tuple[str, ...] | None = None  # the members a derived read can touch
 
     def to_json(self) -> dict[str, Any]:
-        return {**asdict(self), "path": [list(astuple(hop)) for hop in self.path]}
+        shallow = {name: getattr(self, name) for name in self.__dataclass_fields__}  # asdict would deep-copy
+        return {**shallow, "path": [[hop.function, hop.file, hop.line, hop.condition] for hop in self.path]}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ConsumerAccess:
@@ -160,10 +161,9 @@ class ArchCheck:
             if model.arch == self.arch and model.result != "null":
                 self.models.setdefault((model.producer, model.context), []).append(model)
         self.bridges = [b for b in bridges if b.arch in (None, self.arch)]
-        self._helper_accesses: dict[tuple[str, int, tuple[str, ...]], list[ConsumerAccess]] = {}
+        self._model_walks: dict[tuple[str, int, tuple[str, ...]], HelperWalk] = {}  # (helper, position, model)
         self._oracles: dict[tuple[str, ...], FrameOracle] = {}
         self._derived: dict[str, tuple[str, ...] | None] = {}
-        self._helper_scopes: dict[tuple[str, int, tuple[str, ...]], Scope] = {}
         # per (helper, ctx position): each distinct walk, with the oracle's answers it depended on
         self._helper_walks: dict[tuple[str, int], list[HelperWalk]] = {}
         for walk in helper_walks or ():
@@ -279,7 +279,7 @@ class ArchCheck:
         only through the branch conditions its oracle decides, so a walk is taken over from another model whose
         oracle answered each question this walk asked in the same way."""
         key = (function, position, model.key)
-        if key not in self._helper_accesses:
+        if key not in self._model_walks:
             oracle = self._oracle(model)
             walks = self._helper_walks.setdefault((function, position), [])
             walk = next((walk for walk in walks if all(oracle.decide(*question) == answer
@@ -294,9 +294,9 @@ class ArchCheck:
                     scope |= propagation.scope
                 walk = HelperWalk(function, position, recording.answers, found, scope)
                 walks.append(walk)
-            self._helper_accesses[key], self._helper_scopes[key] = walk.accesses, walk.scope
-        self._used |= self._helper_scopes[key]
-        return self._helper_accesses[key]
+            self._model_walks[key] = walk
+        self._used |= self._model_walks[key].scope
+        return self._model_walks[key].accesses
 
     def _derived_members(self, bridge: Bridge) -> tuple[str, ...] | None:
         if bridge.name not in self._derived:
