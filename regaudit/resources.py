@@ -27,19 +27,20 @@ def data_dir(name: str) -> Path:
 def code_hash() -> str:
     """A short hash of the package's Python sources: an audit made by other code (a newer checkout under the
     same version number) is not reused."""
-    digest = hashlib.sha256()
-    for path in sorted(_PACKAGE_DIR.rglob("*.py")):
-        digest.update(str(path.relative_to(_PACKAGE_DIR)).encode())
-        digest.update(path.read_bytes())
-    return digest.hexdigest()[:16]
+    return _files_hash([(_PACKAGE_DIR, sorted(_PACKAGE_DIR.rglob("*.py")))])
 
 
 def content_hash(*dirs: str) -> str:
     """A short hash of every file below the named data directories: changes when any rule or query does."""
+    roots = [data_dir(name) for name in dirs]
+    return _files_hash([(root, sorted(p for p in root.rglob("*") if p.is_file())) for root in roots])
+
+
+def _files_hash(groups: list[tuple[Path, list[Path]]]) -> str:
+    """16 hex digits over each file's path (relative to its group's root) and content."""
     digest = hashlib.sha256()
-    for name in dirs:
-        root = data_dir(name)
-        for path in sorted(p for p in root.rglob("*") if p.is_file()):
+    for root, paths in groups:
+        for path in paths:
             digest.update(str(path.relative_to(root)).encode())
             digest.update(path.read_bytes())
     return digest.hexdigest()[:16]

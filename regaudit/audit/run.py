@@ -155,20 +155,21 @@ def stored_audit(db_path: Path, tree: KernelTree, arches: list[str], exact: bool
     stages read as text changes, so an audit still there was made from the tree as it is; it must also be of
     this kernel version, without a .config, and made by this code under these rules."""
     try:
-        document = load_document(db_path)
+        db = open_existing(db_path)
     except BadInput:
         return None
-    conn = open_existing(db_path).conn
     try:
-        audit = audit_facts.latest_audit(conn)
+        audit = audit_facts.latest_audit(db.conn) if db["audits"].exists() else None
     finally:
-        conn.close()
-    held = set(document["arches"])
-    same = (document["tree"]["version"] == tree.version and document["config"] is None and audit is not None
+        db.conn.close()
+    if audit is None:
+        return None
+    held = set(audit["arches"])
+    same = (audit["kernel_version"] == tree.version and audit["config"] is None
             and audit.get("code_hash") == code_hash()  # no column before schema 10
-            and document["tool"]["version"] == __version__ and document["tool"]["rules_hash"] == ruleset_hash()
+            and audit["tool_version"] == __version__ and audit["rules_hash"] == ruleset_hash()
             and (held == set(arches) if exact else set(arches) <= held))
-    return document if same else None
+    return load_document(db_path) if same else None
 
 
 def check_request(tree_path: str | Path, arches: list[str] | None, config: Path | None) -> None:

@@ -23,9 +23,6 @@ class LineMap:
         moved = self._moved.get(file)
         return line if moved is None else moved.get(line)
 
-    def touched(self, file: str) -> bool:
-        return file in self._moved
-
 
 def _lines(content: bytes | None) -> list[bytes]:
     return (content or b"").splitlines()
