@@ -13,6 +13,7 @@ from kernel_trees import SERIES, indexed_db, kernel_tree
 
 import regaudit.index as index_module
 from regaudit.index import index_tree
+from regaudit.ruleset.load import applies_to, evidence_items, load_all_rules
 
 
 def query(db: Path, sql: str, *args: object) -> list[tuple]:
@@ -131,3 +132,15 @@ def test_without_hints_the_fixpoint_selects_the_same_7_3_files_in_a_pass_per_rou
                 "SELECT token, round, origin FROM prefilter_tokens ORDER BY token"):
         assert query(plain.db, sql) == query(db73, sql), sql
     assert plain.scans == plain.rounds > 1
+
+
+def test_every_non_c_file_the_7_3_rules_cite_is_a_build_file_the_index_watches(db73: Path) -> None:
+    """Frame models read the rules' cited lines (trampolines in .S files, Kconfig, MAINTAINERS): the index keeps
+    their sizes and times, so an edit to one drops the audits made from the old text."""
+    cited = {item.path for rule in load_all_rules() for item in evidence_items(rule)
+             if applies_to(item.kernels, "7.3") and not item.path.endswith((".c", ".h"))}
+    watched = {path for (path,) in query(db73, "SELECT path FROM build_files")}
+    assert {"arch/x86/kernel/ftrace_64.S", "arch/arm64/kernel/entry-ftrace.S", "MAINTAINERS"} <= cited
+    assert cited <= watched
+    assert {"Makefile", "arch/Kconfig", "arch/x86/Kconfig", "kernel/trace/Kconfig", "kernel/events/Makefile"} <= watched
+    assert not any(path.startswith(("tools/", "Documentation/", "scripts/")) for path in watched)
