@@ -81,10 +81,13 @@ def test_builder_that_copies_into_a_per_cpu_buffer(demo: tuple[Path, Path]) -> N
     assert model.result == "frame"
     assert model.populated == ["gprs[0]", "gprs[1]", "gprs[2]", "gprs[3]", "psw.addr"]
     assert model.constants == {"cs": "0x10"}
-    # Never written: what the per-cpu buffer held from its last use.
-    assert model.states["psw.mask"] == model.states["ss"] == model.states["extra"] == "stale"
-    assert model.masks == {"flags": "0x2"} and model.states["flags"] == "stale"
-    assert model.storage == "per-cpu demo_partial_regs (kernel/trace/demo_callers.c:6)"
+    # Only the builder writes demo_partial_regs (demo_regs_update only reads it): what it leaves alone
+    # was never written and holds the zero of per-cpu storage.
+    assert model.states["psw.mask"] == model.states["ss"] == model.states["extra"] == "zero"
+    assert model.masks == {"flags": "0x2"} and model.states["flags"] == "zero"
+    assert model.never_written == ("psw.mask", "ss", "extra")  # flags had bits set
+    assert model.storage == ("per-cpu demo_partial_regs (kernel/trace/demo_callers.c:6), "
+                             "written only by ftrace_partial_regs()")
     assert model.members["gprs[3]"].evidence == (
         "arch/demo/kernel/entry-ftrace.S:7",
         "arch/demo/include/asm/ftrace.h:36",
@@ -92,11 +95,30 @@ def test_builder_that_copies_into_a_per_cpu_buffer(demo: tuple[Path, Path]) -> N
     assert "arch/demo/include/asm/ftrace.h:34" in model.members["gprs[0]"].evidence  # the memcpy
 
 
+@pytest.mark.parametrize("writer", [
+    # a callee writing through the buffer it is handed
+    "static void demo_scrub(struct pt_regs *regs)\n{\n\tregs->ss = 1;\n}\n"
+    "void demo_other(void)\n{\n\tdemo_scrub(demo_partial_regs_ptr());\n}\n",
+    # the helper's result kept in a local: where it goes is not followed
+    "void demo_other(void)\n{\n\tstruct pt_regs *r = demo_partial_regs_ptr();\n\tdemo_use(r);\n}\n",
+    # the variable named outside its helper
+    "void demo_other(void)\n{\n\tthis_cpu_write(demo_partial_regs.ss, 1);\n}\n",
+])
+def test_a_per_cpu_buffer_that_anything_else_may_write_is_stale(demo: tuple[Path, Path], writer: str) -> None:
+    tree, db = demo
+    callers = tree / "kernel/trace/demo_callers.c"
+    callers.write_text(callers.read_text() + writer)
+    index_tree(tree, db, workers=1)
+    model = models_of(tree, db)["ftrace_partial_regs"]
+    assert model.states["ss"] == model.states["psw.mask"] == "stale" and model.never_written == ()
+    assert model.storage == "per-cpu demo_partial_regs (kernel/trace/demo_callers.c:6)"
+
+
 def test_generic_builder_with_an_arch_macro_and_an_out_parameter_buffer(demo: tuple[Path, Path]) -> None:
     model = models_of(*demo)["ftrace_fill_perf_regs"]
     assert model.populated == ["psw.addr"]
     assert model.constants == {"ss": "0"}  # written through the alias ssx
-    assert model.storage == "per-cpu demo_perf_regs (kernel/trace/demo_callers.c:18)"
+    assert model.storage == "per-cpu demo_perf_regs (kernel/trace/demo_callers.c:19)"
     assert set(model.unpopulated) == {"gprs[0]", "gprs[1]", "gprs[2]", "gprs[3]", "psw.mask", "cs", "flags", "extra"}
 
 
@@ -127,7 +149,7 @@ def test_editing_the_c_builder_changes_the_model(demo: tuple[Path, Path]) -> Non
     header = tree / "arch/demo/include/asm/ftrace.h"
     header.write_text(header.read_text().replace("\tregs->cs = 0x10;", "\t"))
     index_tree(tree, db, workers=1)
-    assert models_of(tree, db)["ftrace_partial_regs"].states["cs"] == "stale"
+    assert models_of(tree, db)["ftrace_partial_regs"].states["cs"] == "zero"
 
 
 def test_guards_are_evaluated_against_the_modelled_build(demo: tuple[Path, Path]) -> None:
@@ -157,7 +179,7 @@ def test_renderings(demo: tuple[Path, Path]) -> None:
     text = frames_text(models)
     assert "demo 7.3 ftrace_partial_regs entry (ftrace_caller, args): a pt_regs in per-cpu demo_partial_regs" in text
     assert "  populated: gprs[0..3] psw.addr" in text
-    assert "  stale: psw.mask ss extra flags (only 0x2 set)" in text
+    assert "  zero: psw.mask ss extra flags (only 0x2 set)" in text
     screen = io.StringIO()
     rich.console.Console(file=screen, force_terminal=True, width=160).print(frames_table(models))
     assert "ftrace_partial_regs" in screen.getvalue()

@@ -19,7 +19,6 @@ Citations (7.3.4, each line read in the tree):
 from __future__ import annotations
 
 import shutil
-import time
 
 import pytest
 from hops import around, moves_on
@@ -35,14 +34,12 @@ FPROBE_PERF = Seed("x86:ftrace_fill_perf_regs", "fentry_perf_func", "kernel/trac
 
 
 @pytest.fixture(scope="module")
-def propagated(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[Reach], list[Escape], float]:
+def propagated(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[Reach], list[Escape]]:
     # A copy: the cached index is shared with other test modules, which must not see our edges.
     db = tmp_path_factory.mktemp("propagate-7.3") / "linux-7.3.db"
     shutil.copyfile(indexed_db("7.3"), db)
     link_database(db, kernel_tree("7.3"), ["x86"])
-    started = time.perf_counter()
-    reaches, escapes = propagate(db, "x86", [KPROBE_MULTI, FPROBE_PERF])
-    return reaches, escapes, time.perf_counter() - started
+    return propagate(db, "x86", [KPROBE_MULTI, FPROBE_PERF])
 
 
 def reach_at(reaches: list[Reach], frame: str, file: str, line: int, member: str) -> Reach:
@@ -51,7 +48,7 @@ def reach_at(reaches: list[Reach], frame: str, file: str, line: int, member: str
     return found[0]
 
 
-def test_kprobe_multi_frame_escapes_into_the_bpf_program(propagated: tuple[list[Reach], list[Escape], float]) -> None:
+def test_kprobe_multi_frame_escapes_into_the_bpf_program(propagated: tuple[list[Reach], list[Escape]]) -> None:
     escapes = [e for e in propagated[1] if e.frame == KPROBE_MULTI.frame]
     assert [(e.file, e.line, e.callee_expr, e.position) for e in escapes] == [
         ("kernel/trace/bpf_trace.c", 2627, "bpf_prog_run", 1)]
@@ -60,7 +57,7 @@ def test_kprobe_multi_frame_escapes_into_the_bpf_program(propagated: tuple[list[
 
 
 def test_fprobe_perf_frame_reaches_user_mode_cs_through_perf_tp_event(
-    propagated: tuple[list[Reach], list[Escape], float],
+    propagated: tuple[list[Reach], list[Escape]],
 ) -> None:
     reach = reach_at(propagated[0], FPROBE_PERF.frame, "arch/x86/include/asm/ptrace.h", 214, "cs")
     assert (reach.function, reach.access, reach.mask) == ("user_mode", "read", "3")
@@ -75,7 +72,7 @@ def test_fprobe_perf_frame_reaches_user_mode_cs_through_perf_tp_event(
 
 
 def test_fprobe_perf_frame_reaches_the_producer_writes_and_the_callchain(
-    propagated: tuple[list[Reach], list[Escape], float],
+    propagated: tuple[list[Reach], list[Escape]],
 ) -> None:
     reaches = propagated[0]
     writes = {(r.line, r.member) for r in reaches
@@ -87,7 +84,7 @@ def test_fprobe_perf_frame_reaches_the_producer_writes_and_the_callchain(
 
 
 def test_every_hop_is_a_call_of_the_next_function_or_a_store(
-    propagated: tuple[list[Reach], list[Escape], float],
+    propagated: tuple[list[Reach], list[Escape]],
 ) -> None:
     tree = kernel_tree("7.3")
     for reach in propagated[0]:
@@ -97,6 +94,5 @@ def test_every_hop_is_a_call_of_the_next_function_or_a_store(
             assert moves_on(text, hop.function, callee), f"{hop} does not call {callee} nor store: {text!r}"
 
 
-def test_only_the_x86_program_is_reached_in_seconds(propagated: tuple[list[Reach], list[Escape], float]) -> None:
+def test_only_the_x86_program_is_reached(propagated: tuple[list[Reach], list[Escape]]) -> None:
     assert all(not r.file.startswith("arch/") or r.file.startswith("arch/x86/") for r in propagated[0])
-    assert propagated[2] < 30, f"propagation took {propagated[2]:.1f} s"

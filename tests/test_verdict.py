@@ -62,6 +62,21 @@ def test_a_write_into_a_per_cpu_copy_changes_no_later_callback() -> None:
     assert judge(ARM64_PARTIAL, "regs[9]", "write", None) == []
 
 
+# riscv's copy: only ftrace_partial_regs writes bpf_kprobe_multi_pt_regs, so status was never written.
+RISCV_EXCLUSIVE = FrameModel(
+    "riscv", "7.3", "ftrace_partial_regs", "entry", "ftrace_caller", "args", "pt_regs", "frame",
+    members={"epc": REAL, "a0": REAL, "status": MemberValue("zero"), "gp": MemberValue("zero")},
+    storage="per-cpu bpf_kprobe_multi_pt_regs (kernel/trace/bpf_trace.c:2358), written only by ftrace_partial_regs()",
+    never_written=("status", "gp"),
+)
+
+
+def test_a_write_to_a_member_the_model_takes_as_never_written_is_a_finding() -> None:
+    [verdict] = judge(RISCV_EXCLUSIVE, "*", "write", None)
+    assert (verdict.access, verdict.reaches, verdict.state) == ("write", ("status", "gp"), "zero")
+    assert judge(RISCV_EXCLUSIVE, "a0", "write", None) == []  # the builder writes it again on every run
+
+
 def test_an_unknown_index_touches_every_element_and_reports_the_unpopulated_ones() -> None:
     assert touched_members(ARM64_PARTIAL, "regs[*]") == ["regs[0]", "regs[9]", "regs[10]"]
     [verdict] = judge(ARM64_PARTIAL, "regs[*]", "read", None)

@@ -310,6 +310,8 @@ class Interpreter:
         if call.callee is None or call.callee in frame.body.locals or call.callee in frame.env:
             if carries_frame:
                 effect.handed_off = call.at  # through a pointer: the handler
+            elif Role.BUFFER in roles:
+                effect.unresolved.append(f"{call.at}: the buffer is passed through a pointer")
             return None
         if not roles and call.result_use != "returned":
             return None

@@ -54,6 +54,9 @@ class FrameModel:
     notes: tuple[str, ...] = ()
     rule_notes: str = ""  # the rules/frames entry's own notes on the trampoline
     unresolved: tuple[str, ...] = ()  # stores or rule members the model could not place
+    # Members of a buffer only the producer writes that it leaves alone: zero since boot, as long as no
+    # consumer writes them (such a write is a finding, see audit.verdict)
+    never_written: tuple[str, ...] = ()
 
     @property
     def populated(self) -> list[str]:
@@ -112,4 +115,5 @@ class FrameModel:
             "notes": list(self.notes),
             "rule_notes": self.rule_notes,
             "unresolved": list(self.unresolved),
+            "never_written": list(self.never_written),
         }

@@ -277,7 +277,8 @@ class _HandedFrame:
             self.why.notes.append(f"handler called at {effect.handed_off}; later C stores are not part of the frame")
 
     def model(
-        self, producer: str, members: Members, result: FrameResult, storage: str, own: _Provenance, drift: Drift
+        self, producer: str, members: Members, result: FrameResult, storage: str, own: _Provenance, drift: Drift,
+        never_written: Iterable[str] = (),
     ) -> FrameModel:
         why = self.why + own
         null = result == "null"
@@ -298,6 +299,7 @@ class _HandedFrame:
             notes=_unique(why.notes),
             rule_notes=self.trampoline.notes,
             unresolved=_unique(why.unresolved),
+            never_written=() if null else tuple(never_written),
         )
 
 
@@ -327,14 +329,15 @@ def _built(frame: _HandedFrame, builder: BuilderSpec, drift: Drift) -> FrameMode
         members = _applied(frame.members, frame.layout, stores, frame.members, frame.layout, own.unresolved)
         return frame.model(builder.producer, members, result, f"{TRAMPOLINE_FRAME} (in place)", own, drift)
     if effect.result == "buffer" and site.pt_regs is not None and builder.buffer_param is not None:
-        origin = buffer_origin(site.config, builder.function, builder.buffer_param)
+        origin = buffer_origin(site.config, site.interpreter, builder.function, builder.buffer_param)
         own.evidence += origin.evidence
         own.notes += origin.notes
         own.add_layout(site.pt_regs, site.catalogue)
         stores = [store for store in effect.stores if store.target == "buffer"]
         fresh = {name: MemberValue(origin.state) for name in site.pt_regs.members}
         members = _applied(fresh, site.pt_regs, stores, frame.members, frame.layout, own.unresolved)
-        return frame.model(builder.producer, members, "frame", origin.storage, own, drift)
+        never_written = [name for name, value in members.items() if origin.state == "zero" and value is fresh[name]]
+        return frame.model(builder.producer, members, "frame", origin.storage, own, drift, never_written)
     own.unresolved.append(
         f"{definition.at}: {builder.function}() returns {effect.result or 'nothing known'} "
         f"for a {frame.layout.struct} frame"

@@ -5,7 +5,8 @@ bits) with one `FrameModel`: which of the model's members the access can touch (
 `regs[i]`, `*` all of them, `stackframe` everything inside it), whether the bits it tests were set
 by the producer (x86 `flags` after `arch_ftrace_partial_regs` holds only X86_EFLAGS_FIXED), and
 what the untouched members hold. Reads are findings when they touch an unpopulated member; writes
-are findings when the frame is the live ftrace frame (later callbacks see the change).
+are findings when the frame is the live ftrace frame (later callbacks see the change), or when they
+touch a member the model takes as never written (a per-cpu buffer only the producer writes).
 
 Masks are compared by name: a read of `flags & X86_EFLAGS_FIXED` is covered by a producer mask
 `X86_EFLAGS_FIXED`; a read that tests other bits, or bits given as a number the producer did not
@@ -46,9 +47,12 @@ def judge(model: FrameModel, member: str, access: str, mask: str | None,
         unpopulated = [name for name in touched if _unpopulated_bits_read(model.members[name], mask)]
         if unpopulated:
             verdicts.append(Verdict(member, tuple(unpopulated), "read", _state(model, unpopulated)))
-    if access in ("write", "readwrite") and model.live and touched:
-        states = [model.members[name].state for name in touched]
-        verdicts.append(Verdict(member, tuple(touched), "write", states[0] if len(set(states)) == 1 else "mixed"))
+    # A write into the live frame changes what later callbacks see; one into a member the model takes as
+    # never written makes that member stale for the next run, against the model.
+    written = touched if model.live else [name for name in touched if name in model.never_written]
+    if access in ("write", "readwrite") and written:
+        states = [model.members[name].state for name in written]
+        verdicts.append(Verdict(member, tuple(written), "write", states[0] if len(set(states)) == 1 else "mixed"))
     return verdicts
 
 

@@ -2,9 +2,9 @@
 
 Owns every SQL statement the arch layer needs: struct layouts, the definitions of a name (functions
 and function-like macros, object-like #defines, typedefs), the body facts of one definition (its
-parameters, member accesses, assignments, calls and locals), the call sites of a callee, and
-file-scope variables. Each answer is a tuple of small frozen records; nothing here interprets C
-semantics or decides which definition an architecture uses. It never writes.
+parameters, member accesses, assignments, calls and locals), the call sites of a callee, file-scope
+variables and where a variable is named. Each answer is a tuple of small frozen records; nothing here
+interprets C semantics or decides which definition an architecture uses. It never writes.
 """
 
 from __future__ import annotations
@@ -134,6 +134,21 @@ class Variable:
     type: str
     storage: str  # 'auto', 'static', 'extern', 'percpu'
     condition: str
+
+
+@dataclass(frozen=True)
+class VariableUse:
+    """Where a file-scope variable is named: as a call's argument, an access's base, or either side of an
+    assignment (its declarations are `Variable`s)."""
+
+    function: str | None  # the function or macro naming it, None at file scope
+    file: str
+    line: int
+    condition: str
+
+    @property
+    def at(self) -> str:
+        return f"{self.file}:{self.line}"
 
 
 @dataclass(frozen=True)
@@ -293,6 +308,22 @@ class ArchFacts(FactReader):
             (name,),
         )
         return tuple(Variable(*row) for row in rows)
+
+    @_memoized
+    def variable_uses(self, name: str) -> tuple[VariableUse, ...]:
+        """Every place a variable called `name` is named outside declarations, whatever its kind: a local of
+        the same name counts too (callers that want every use of a global may only over-count)."""
+        rows = self._conn.execute(
+            "SELECT f.name, u.file, u.line, u.condition FROM ("
+            "  SELECT c.function_id, c.file, c.line, c.condition FROM call_args a JOIN calls c ON c.id = a.call_id"
+            "  WHERE a.var = :name"
+            "  UNION SELECT function_id, file, line, condition FROM accesses WHERE base_var = :name"
+            "  UNION SELECT function_id, file, line, condition FROM assignments"
+            "  WHERE lhs_var = :name OR rhs_var = :name"
+            ") u LEFT JOIN functions f ON f.id = u.function_id ORDER BY u.file, u.line",
+            {"name": name},
+        )
+        return tuple(VariableUse(*row) for row in rows)
 
     def _calls(self, where: str, value: object) -> tuple[Call, ...]:
         rows = self._conn.execute(
