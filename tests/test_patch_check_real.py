@@ -110,6 +110,23 @@ def test_a_read_of_x19_added_under_kprobe_multi_is_a_new_arm64_finding(tree: Pat
         assert finding["path"][0]["function"] == "kprobe_multi_link_prog_run"
 
 
+def test_a_second_writer_of_the_per_cpu_copy_makes_riscv_kernel_stack_walks_feasible(tree: Path, db: Path) -> None:
+    """Only ftrace_partial_regs writes bpf_kprobe_multi_pt_regs, so riscv's status stays 0 and user_mode() is true:
+    get_perf_callchain skips the kernel stack (kernel/events/callchain.c:241). Poisoning the copy after each run
+    (the patch: a memset at kernel/trace/bpf_trace.c:2631) makes status anything, and the exit frame's sp, never
+    saved by the trampoline, is read by walk_stackframe (arch/riscv/kernel/stacktrace.c:57)."""
+    status, report = check_json(tree, db, str(PATCHES / "kprobe-multi-poisons-its-per-cpu-regs.patch"), "--arch",
+                                "riscv")
+    assert status == 1 and report["fixed"] == []
+    assert {(f["arch"], f["member"], f["consumer"]["function"], f["producer"]["context"]) for f in report["new"]} == {
+        ("riscv", "sp", "user_stack_pointer", "exit")}
+    for finding in report["new"]:
+        functions = [hop["function"] for hop in finding["path"]]
+        assert functions[0] == "kprobe_multi_link_prog_run"
+        assert functions[-4:] == ["get_perf_callchain", "perf_callchain_kernel", "walk_stackframe",
+                                  "user_stack_pointer"]
+
+
 def test_removing_a_read_reports_it_fixed_and_line_shifts_change_nothing(tree: Path, db: Path) -> None:
     status, report = check_json(tree, db, str(PATCHES / "arm64-perf-reg-value-drops-sp-read.patch"), "--arch", "arm64")
     assert status == 0 and report["new"] == []
@@ -135,7 +152,8 @@ def outcome(result: CheckResult) -> tuple[set[str], set[str], int]:
 
 @pytest.mark.parametrize("patch", ["x86-partial-regs-drops-cs.patch", "arm64-kprobe-multi-reads-x19.patch",
                                    "arm64-perf-reg-value-drops-sp-read.patch",
-                                   "x86-ftrace-comment-and-whitespace.patch", "perf-core-regs-intr-guard.patch"])
+                                   "x86-ftrace-comment-and-whitespace.patch", "perf-core-regs-intr-guard.patch",
+                                   "kprobe-multi-poisons-its-per-cpu-regs.patch"])
 def test_checking_only_the_seeds_a_patch_can_change_finds_what_checking_every_seed_finds(tree: Path, db: Path,
                                                                                           patch: str) -> None:
     patched = apply_changes(tree, parse_patch((PATCHES / patch).read_bytes(), patch))
