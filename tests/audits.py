@@ -14,7 +14,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from kernel_trees import indexed_db, kernel_tree
+from kernel_trees import index_copy, kernel_tree
 
 from regaudit.audit.run import audit_database
 
@@ -29,5 +29,5 @@ def _scratch() -> Path:
 @cache
 def audited(series: str) -> tuple[Path, dict[str, Any]]:
     db = _scratch() / f"linux-{series}.db"
-    shutil.copyfile(indexed_db(series), db)
+    index_copy(series, db)
     return db, audit_database(db, kernel_tree(series))

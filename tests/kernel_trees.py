@@ -51,9 +51,19 @@ def indexed_db(series: str) -> Path:
     return db
 
 
+def index_copy(series: str, target: Path) -> Path:
+    """`target`, a copy of `indexed_db(series)` with the index's facts only, for a test to link, audit or check:
+    the cached index is shared with other tests, which must not see the edges or audits a test makes, and
+    whatever linked or audited the cached database (a `regaudit check --db` on it) must not decide what a test
+    starts from."""
+    from regaudit.facts.store import FactStore
+
+    shutil.copyfile(indexed_db(series), target)
+    with FactStore(target) as store:
+        store.invalidate_derived()
+    return target
+
+
 def private_db(series: str, factory: pytest.TempPathFactory) -> Path:
-    """A copy of `indexed_db(series)` for one test module: the cached index is shared with other modules, which
-    must not see the edges or audits it gets."""
-    copy = factory.mktemp(f"linux-{series}") / f"linux-{series}.db"
-    shutil.copyfile(indexed_db(series), copy)
-    return copy
+    """`index_copy` in a directory of its own, for one test module."""
+    return index_copy(series, factory.mktemp(f"linux-{series}") / f"linux-{series}.db")

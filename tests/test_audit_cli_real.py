@@ -9,13 +9,12 @@ programs only under `#ifdef CONFIG_BPF_KPROBE_OVERRIDE`; its helper writes the f
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
-from kernel_trees import indexed_db, kernel_tree
+from kernel_trees import kernel_tree, private_db
 
 from regaudit.audit import run as audit_run
 from regaudit.cli import main
@@ -35,9 +34,7 @@ CONTRACT_KEYS = {"fingerprint", "arch", "subsystem", "maintainers", "member", "a
 
 @pytest.fixture(scope="module")
 def db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    copy = tmp_path_factory.mktemp("audit-cli") / "linux-7.3.db"
-    shutil.copyfile(indexed_db("7.3"), copy)
-    return copy
+    return private_db("7.3", tmp_path_factory)
 
 
 def run(*args: str) -> Result:

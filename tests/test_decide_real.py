@@ -16,12 +16,11 @@
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from kernel_trees import indexed_db, kernel_tree
+from kernel_trees import kernel_tree, private_db
 
 from regaudit.arch.frames import FrameModel
 from regaudit.arch.producers import build_frame_models
@@ -34,8 +33,7 @@ REGS = frozenset({"regs"})
 
 @pytest.fixture(scope="module")
 def db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    copy = tmp_path_factory.mktemp("decide") / "linux-7.3.db"
-    shutil.copyfile(indexed_db("7.3"), copy)
+    copy = private_db("7.3", tmp_path_factory)
     link_database(copy, kernel_tree("7.3"), ["x86", "arm64"])
     return copy
 

@@ -12,12 +12,11 @@ Citations (7.3.4, each line read in the tree):
 
 from __future__ import annotations
 
-import shutil
 import sqlite3
 from pathlib import Path
 
 import pytest
-from kernel_trees import indexed_db, kernel_tree
+from kernel_trees import kernel_tree, private_db
 
 from regaudit.facts.link_facts import EdgeView, edges_of
 from regaudit.flow.link import LinkResult, link_database
@@ -27,9 +26,7 @@ ARCHES = ["x86", "arm64", "riscv", "loongarch", "powerpc", "s390"]
 
 @pytest.fixture(scope="module")
 def linked(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, LinkResult]:
-    # A copy: the cached index is shared with other test modules, which must not see our edges.
-    db = tmp_path_factory.mktemp("link-7.3") / "linux-7.3.db"
-    shutil.copyfile(indexed_db("7.3"), db)
+    db = private_db("7.3", tmp_path_factory)
     return db, link_database(db, kernel_tree("7.3"), ARCHES)
 
 

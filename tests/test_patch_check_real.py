@@ -12,14 +12,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
-from kernel_trees import indexed_db, kernel_tree
+from kernel_trees import kernel_tree, private_db
 
 from regaudit.audit import run as audit_run
 from regaudit.audit.check import source_key
@@ -45,8 +44,7 @@ def tree() -> Path:
 @pytest.fixture(scope="module")
 def db(tree: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A warm database: the tree indexed and audited for x86 and arm64 (never the shared cached one)."""
-    copy = tmp_path_factory.mktemp("check") / "linux-7.3.db"
-    shutil.copyfile(indexed_db("7.3"), copy)
+    copy = private_db("7.3", tmp_path_factory)
     audit_database(copy, tree, ["arm64", "x86"])
     return copy
 

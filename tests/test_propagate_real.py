@@ -18,11 +18,9 @@ Citations (7.3.4, each line read in the tree):
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
 from hops import around, moves_on
-from kernel_trees import indexed_db, kernel_tree
+from kernel_trees import kernel_tree, private_db
 
 from regaudit.flow.link import link_database
 from regaudit.flow.propagate import Escape, Hop, Reach, Seed, propagate
@@ -35,9 +33,7 @@ FPROBE_PERF = Seed("x86:ftrace_fill_perf_regs", "fentry_perf_func", "kernel/trac
 
 @pytest.fixture(scope="module")
 def propagated(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[Reach], list[Escape]]:
-    # A copy: the cached index is shared with other test modules, which must not see our edges.
-    db = tmp_path_factory.mktemp("propagate-7.3") / "linux-7.3.db"
-    shutil.copyfile(indexed_db("7.3"), db)
+    db = private_db("7.3", tmp_path_factory)
     link_database(db, kernel_tree("7.3"), ["x86"])
     return propagate(db, "x86", [KPROBE_MULTI, FPROBE_PERF])
 
