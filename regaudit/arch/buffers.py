@@ -51,34 +51,33 @@ def buffer_origin(config: BuildConfig, interpreter: Interpreter, function: str, 
         note = f"no caller of {function}() in this tree: members it does not write keep what the caller's buffer held"
         return BufferOrigin("stale", "the caller's buffer", (), (note,))
     evidence: list[str] = []
-    variables: list[PerCpu | None] = []
+    variables: dict[PerCpu | None, None] = {}  # each site's per-cpu variable (None: not traced), once
     for call in sites:
         evidence.append(call.at)
         variable = _per_cpu_source(config, call, call.args[buffer_param])
-        variables.append(variable)
+        variables[variable] = None
         if variable is not None:
             evidence.append(variable.at)
-    storages = [f"per-cpu {v.name} ({v.at})" for v in dict.fromkeys(variables) if v is not None]
-    if not storages:
+    per_cpu = [variable for variable in variables if variable is not None]
+    if not per_cpu:
         note = f"callers of {function}() pass a buffer whose origin was not traced; taken as left as it was"
         return BufferOrigin("stale", "the caller's buffer", tuple(evidence), (note,))
-    storage = "; ".join(storages)
-    uses = [_only_written_by(config, interpreter, function, buffer_param, v) for v in dict.fromkeys(variables)]
-    if all(use is not None for use in uses):
-        names = ", ".join(v.name for v in dict.fromkeys(variables) if v is not None)
-        note = (f"{function}() is the only writer of {names}: what it does not write was never written and holds "
-                "the zero of per-cpu storage (a consumer's write to it is reported)")
+    storage = "; ".join(f"per-cpu {v.name} ({v.at})" for v in per_cpu)
+    uses = [_only_written_by(config, interpreter, function, buffer_param, v) for v in per_cpu]
+    if None not in variables and all(use is not None for use in uses):
+        note = (f"{function}() is the only writer of {', '.join(v.name for v in per_cpu)}: what it does not write "
+                "was never written and holds the zero of per-cpu storage (a consumer's write to it is reported)")
         evidence += [at for use in uses for at in use or ()]
         return BufferOrigin("zero", f"{storage}, written only by {function}()", tuple(dict.fromkeys(evidence)), (note,))
     return BufferOrigin("stale", storage, tuple(dict.fromkeys(evidence)), ())
 
 
 def _only_written_by(config: BuildConfig, interpreter: Interpreter, function: str, buffer_param: int,
-                     variable: PerCpu | None) -> tuple[str, ...] | None:
+                     variable: PerCpu) -> tuple[str, ...] | None:
     """Where `variable` is handed out and used (path:line), when `function` is the only code writing it: it
     is named only in its helper, and every call of the helper is an argument that is `function`'s buffer
     or that a callee takes, writes nothing through, and does not return. None when that is not shown."""
-    if variable is None or variable.helper is None:
+    if variable.helper is None:
         return None
     named = [use for use in config.facts.variable_uses(variable.name)
              if config.in_scope(use.file) and config.holds(use.condition) is not False]
@@ -102,7 +101,7 @@ def _only_written_by(config: BuildConfig, interpreter: Interpreter, function: st
 def _takers(config: BuildConfig, site: Call, helper: str) -> list[tuple[Call, int]]:
     """The calls on `site`'s line taking a call of `helper` as a direct argument, with its position; none when
     the result goes anywhere else (a local, a return, a field)."""
-    caller = next((d for d in config.facts.definitions_named(site.caller or "") if d.id == site.function_id), None)
+    caller = config.facts.caller_of(site)
     return [(call, arg.position) for call in (config.facts.body(caller).calls if caller else ())
             if call.line == site.line for arg in call.args if arg.inner_call == helper]
 
@@ -124,7 +123,7 @@ def _per_cpu_source(config: BuildConfig, call: Call, arg: CallArg) -> PerCpu | N
         return replace(found, helper=arg.inner_call) if found else None
     if not (arg.var and arg.var_kind == "local" and call.function_id is not None):
         return None
-    caller = next((d for d in config.facts.definitions_named(call.caller or "") if d.id == call.function_id), None)
+    caller = config.facts.caller_of(call)
     for earlier in config.facts.body(caller).calls if caller else ():
         out = next((a for a in earlier.args if a.address_of and a.var == arg.var and not a.member), None)
         if out is not None and earlier.callee and earlier.line < call.line:

@@ -336,7 +336,9 @@ def _built(frame: _HandedFrame, builder: BuilderSpec, drift: Drift) -> FrameMode
         stores = [store for store in effect.stores if store.target == "buffer"]
         fresh = {name: MemberValue(origin.state) for name in site.pt_regs.members}
         members = _applied(fresh, site.pt_regs, stores, frame.members, frame.layout, own.unresolved)
-        never_written = [name for name, value in members.items() if origin.state == "zero" and value is fresh[name]]
+        # only the builder writes the buffer: what its stores left as they were is zero since boot
+        never_written = [name for name, value in members.items() if value is fresh[name]] \
+            if origin.state == "zero" else []
         return frame.model(builder.producer, members, "frame", origin.storage, own, drift, never_written)
     own.unresolved.append(
         f"{definition.at}: {builder.function}() returns {effect.result or 'nothing known'} "

@@ -295,6 +295,10 @@ class ArchFacts(FactReader):
         )
         return Body(definition, params, accesses, assignments, self._calls("c.function_id = ?", fid), local_names)
 
+    def caller_of(self, call: Call) -> Definition | None:
+        """The function or macro `call` is made in; None at file scope."""
+        return next((d for d in self.definitions_named(call.caller or "") if d.id == call.function_id), None)
+
     @_memoized
     def call_sites(self, callee: str) -> tuple[Call, ...]:
         """Every call of `callee` by name, with its arguments and the calling function."""

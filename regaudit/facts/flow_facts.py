@@ -9,7 +9,6 @@ what points to a frame (that is `regaudit.flow.propagate`).
 from __future__ import annotations
 
 import json
-import re
 import sqlite3
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping
@@ -17,6 +16,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from regaudit.errors import BadInput
+from regaudit.facts.cell_names import member_words
 from regaudit.facts.link_facts import member_types, typedef_types
 
 # (condition text, holds, exit) the fact runs under, innermost first; `exit` is None except for a guard
@@ -244,16 +244,13 @@ class FlowFacts:
                 "UNION SELECT c.function_id, a.member FROM call_args a JOIN calls c ON c.id = a.call_id "
                 "WHERE a.member LIKE ?1", (f"%{name}%",))
             return {function_id for function_id, path in rows
-                    if function_id is not None and name in _IDENTIFIER.findall(path)}
+                    if function_id is not None and name in member_words(path, None)}
         rows = self.conn.execute(
             "SELECT function_id FROM accesses WHERE base_var = ?1 "
             "UNION SELECT function_id FROM assignments WHERE rhs_var = ?1 "
             "UNION SELECT c.function_id FROM call_args a JOIN calls c ON c.id = a.call_id WHERE a.var = ?1",
             (name,))
         return {function_id for (function_id,) in rows if function_id is not None}
-
-
-_IDENTIFIER = re.compile(r"[A-Za-z_]\w*")
 
 
 def _calls(conn: sqlite3.Connection, marks: str, function_ids: list[int]) -> dict[int, list[CallSite]]:
