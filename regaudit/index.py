@@ -12,8 +12,6 @@ import hashlib
 import multiprocessing
 import os
 import re
-import subprocess
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,9 +25,10 @@ from regaudit.facts import link_facts, read, text_facts
 from regaudit.facts.store import FactStore, PackedFacts, pack
 from regaudit.parse.extract import extract_file, register_attribute_flags
 from regaudit.parse.prepare import Dialect, load_dialect
-from regaudit.parse.text_scan import GREP_ENV, TextScan, has_defines, has_protos, merged, scan_data, scan_files
+from regaudit.parse.text_scan import TextScan, has_defines, has_protos, merged, scan_data, scan_files
 from regaudit.prefilter import FRAME_STRUCTS, SEED_TOKENS, TokenCandidate, new_tokens, stop_tokens, token_hints
 from regaudit.resources import content_hash, data_dir
+from regaudit.token_scan import UNREADABLE, Occurrence, first_occurrences
 from regaudit.tree import EXCLUDED_TOP_DIRS, KernelTree, SourceFile, arch_of, open_tree, walk_sources
 
 # Files larger than this are generated register tables, never pt_regs code; reading them into
@@ -51,7 +50,7 @@ class IndexResult:
     files_selected: int = 0
     tokens: int = 0
     rounds: int = 0  # of the prefilter fixpoint
-    scans: int = 0  # grep passes over the tree's files
+    scans: int = 0  # token_scan passes over the tree's files
     parse_errors: int = 0
     unchanged: bool = False
     seconds: float = 0.0
@@ -155,31 +154,22 @@ def _walked(path: str) -> bool:
 
 
 def _mentions(tokens: list[str]) -> re.Pattern[bytes]:
-    """Whole-word match of any token: what `_scan_chunk`'s `grep -w -F` selects."""
+    """Whole-word match of any token: what token_scan finds."""
     return re.compile(rb"\b(?:" + b"|".join(re.escape(t.encode()) for t in tokens) + rb")\b")
 
 
-UNREADABLE = "unreadable"
-_Occurrence = tuple[SourceFile, int, str]  # file, byte offset (-1: unreadable), token
-
-
 class _Occurrences:
-    """Where the prefilter's passes saw tokens: per file, (offset, token) in file order."""
+    """Where the prefilter's passes saw tokens: per file, the offset of each token's first occurrence."""
 
     def __init__(self) -> None:
         self.scanned: set[str] = set()
         self.sources: dict[str, SourceFile] = {}
-        self.seen: dict[str, list[tuple[int, str]]] = {}
+        self.seen: dict[str, dict[str, int]] = {}
 
-    def add(self, found: list[_Occurrence]) -> None:
-        for source, offset, token in found:
-            self.sources[source.path] = source
-            spots = self.seen.setdefault(source.path, [])
-            spots.append((offset, token))
-            keyword, _, tag = token.partition(" ")
-            if tag and keyword in ("struct", "union"):
-                # grep reports `struct X` and not the `X` inside it, which a pass for `X` alone would report
-                spots.append((offset + len(keyword) + 1, tag))
+    def add(self, found: list[Occurrence], sources: dict[str, SourceFile]) -> None:
+        for path, token, offset in found:
+            self.sources[path] = sources[path]
+            self.seen.setdefault(path, {})[token] = offset
 
     def first_of(self, pending: dict[str, SourceFile], tokens: set[str]) -> list[tuple[SourceFile, str]]:
         """Pending files that name one of `tokens`, each with the first it names (or UNREADABLE)."""
@@ -187,7 +177,8 @@ class _Occurrences:
         for path, spots in self.seen.items():
             if path not in pending:
                 continue
-            named = [(offset, -len(token), token) for offset, token in spots if token in tokens or token == UNREADABLE]
+            named = [(offset, -len(token), token) for token, offset in spots.items()
+                     if token in tokens or token == UNREADABLE]
             if named:
                 matched.append((self.sources[path], min(named)[2]))
         return sorted(matched, key=lambda item: item[0].path)
@@ -226,12 +217,12 @@ class _Selection:
         occurrences = _Occurrences()
         candidates: dict[str, list[TokenCandidate]] = {origin: [] for origin in read.CANDIDATE_ORIGINS}
         speculative = sorted(hints - set(tokens) - stop)
-        self._scan(occurrences, list(pending.values()), [*tokens, *speculative], first_only=False)
+        self._scan(occurrences, list(pending.values()), [*tokens, *speculative])
         while fresh:
             self.result.rounds += 1
             unscanned = [token for token in fresh if token not in occurrences.scanned]
             if unscanned:
-                self._scan(occurrences, list(pending.values()), unscanned, first_only=True)
+                self._scan(occurrences, list(pending.values()), unscanned)
             matched = occurrences.first_of(pending, set(fresh))
             for source, _token in matched:
                 del pending[source.path]
@@ -251,18 +242,15 @@ class _Selection:
         self.result.tokens = len(tokens)
         return tokens
 
-    def _scan(self, occurrences: _Occurrences, pending: list[SourceFile], tokens: list[str], *,
-              first_only: bool) -> None:
-        """One pass of grep over `pending` for `tokens`: every occurrence, or each file's first one."""
+    def _scan(self, occurrences: _Occurrences, pending: list[SourceFile], tokens: list[str]) -> None:
+        """One pass over `pending` for `tokens` (token_scan): where each file first names each one."""
         self.result.scans += 1
-        chunks = _chunks(pending)
-        with tempfile.NamedTemporaryFile("w", prefix="regaudit-tokens-", suffix=".txt") as token_file:
-            token_file.write("\n".join(tokens) + "\n")
-            token_file.flush()
-            work = [(str(self.tree.root), chunk, token_file.name, first_only) for chunk in chunks]
-            for done, found in enumerate(self.pool.imap_unordered(_scan_chunk, work), start=1):
-                occurrences.add(found)
-                self.progress(f"scanning (pass {self.result.scans})", done, len(chunks))
+        by_path = {source.path: source for source in pending if source.size <= MAX_FILE_BYTES}
+        chunks = _chunks(list(by_path))
+        work = [(str(self.tree.root), chunk, tuple(tokens)) for chunk in chunks]
+        for done, found in enumerate(self.pool.imap_unordered(_scan_chunk, work), start=1):
+            occurrences.add(found, by_path)
+            self.progress(f"scanning (pass {self.result.scans})", done, len(chunks))
         occurrences.scanned.update(tokens)
 
     def _admit(self, matched: list[tuple[SourceFile, str]]) -> None:
@@ -333,31 +321,9 @@ def _init_worker(tree_root: str) -> None:
     register_attribute_flags(_DIALECT)
 
 
-def _scan_chunk(args: tuple[str, list[SourceFile], str, bool]) -> list[_Occurrence]:
-    """Occurrences of the tokens in the chunk's files (only each file's first with `first_only`).
-
-    GNU grep's fixed-string matcher is ~10x faster than Python's regex alternation over the 1.4 GB
-    of a tree; `-w` in the C locale (GREP_ENV) finds a token as a whole identifier: neither preceded nor
-    followed by one of [A-Za-z0-9_].
-    """
-    root, sources, token_file, first_only = args
-    by_path = {s.path: s for s in sources if s.size <= MAX_FILE_BYTES}
-    if not by_path:
-        return []
-    command = ["grep", "-a", "-H", "-b", "-o", "-w", "-F", *(["-m1"] if first_only else []), "-f", token_file]
-    completed = subprocess.run([*command, "--", *by_path], cwd=root, env=GREP_ENV, capture_output=True, check=False)
-    found: list[_Occurrence] = []
-    for line in completed.stdout.decode("utf-8", "replace").splitlines():
-        path, _, rest = line.partition(":")
-        offset, _, token = rest.partition(":")
-        if path in by_path and offset.isdigit():
-            found.append((by_path[path], int(offset), token))
-    for line in completed.stderr.decode("utf-8", "replace").splitlines():
-        # 'grep: PATH: Permission denied': select it so the parse step reports it as unreadable.
-        parts = line.split(": ")
-        if len(parts) >= 3 and parts[1] in by_path:
-            found.append((by_path[parts[1]], -1, UNREADABLE))
-    return found
+def _scan_chunk(args: tuple[str, list[str], tuple[str, ...]]) -> list[Occurrence]:
+    root, paths, tokens = args
+    return first_occurrences(root, paths, tokens)
 
 
 def _text_chunk(args: tuple[str, list[str]]) -> TextScan:
