@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from multiprocessing.pool import AsyncResult
 from pathlib import Path
 from typing import TypeVar
 
@@ -86,9 +87,10 @@ def index_tree(tree_path: str | os.PathLike[str], db_path: Path, *, prefilter: s
     reusable = previous.reusable(tree, query_hash) if previous else {}
     with FactStore(db_path, bulk=not reusable) as store:
         with _pool(tree, workers) as pool:
+            text = _scan_text(tree, sources, pool)  # in the workers, beside the prefilter's rounds
             selection = _Selection(tree, sources, store, pool, reusable, result, progress)
             tokens = selection.run(prefilter, token_hints() | (previous.tokens if previous else frozenset()))
-            text = _scan_text(tree, sources, pool, selection.progress)
+            text_scan = merged(text.get())
         previously_indexed = set(previous.files) if previous else set()
         for path in previously_indexed - set(selection.selected):
             store.forget_file(path)
@@ -98,7 +100,7 @@ def index_tree(tree_path: str | os.PathLike[str], db_path: Path, *, prefilter: s
             result.warnings.append((path, "symlink", "symbolic link not followed"))
         result.files_warned = len(result.warnings)
         read.replace_sources(store.conn, sources, selection.selected, tokens, build_files)
-        text_facts.replace_all(store.conn, text)
+        text_facts.replace_all(store.conn, text_scan)
         store.invalidate_derived()
         store.db["runs"].insert(_run_row(tree, started_at, result, query_hash, prefilter, len(tokens)))
     result.seconds = time.monotonic() - started
@@ -290,19 +292,13 @@ def _store_parsed(store: FactStore, parsed: _Parsed, result: IndexResult) -> Non
         result.warnings.append((path, *parsed.warning))
 
 
-def _scan_text(tree: KernelTree, sources: list[SourceFile], pool: multiprocessing.pool.Pool,
-               progress: Progress) -> TextScan:
-    """The text facts of every walked file of their kinds, with GNU grep over chunks of files: the pool's
-    workers take the .c files (many files, few matches) while this process takes the headers, whose ~340k
-    define rows would cost more to send back from a worker than to build here."""
-    protos = pool.map_async(_text_chunk, [(str(tree.root), chunk)
-                                          for chunk in _chunks([s.path for s in sources if has_protos(s.path)])])
-    headers = _chunks([source.path for source in sources if has_defines(source.path)])
-    scans = []
-    for done, chunk in enumerate(headers, start=1):
-        scans.append(scan_files(tree.root, chunk))
-        progress("reading text facts", done, len(headers))
-    return merged([*scans, *protos.get()])
+def _scan_text(tree: KernelTree, sources: list[SourceFile], pool: multiprocessing.pool.Pool) \
+        -> AsyncResult[list[TextScan]]:
+    """The text facts of every walked file of their kinds, with GNU grep over chunks of files in the pool's
+    workers. Queued first, they keep the workers busy while this process stores a fixpoint round's facts and
+    derives the next round's tokens: measured on 7.3, ~0.5 s less than reading them after the rounds."""
+    paths = [source.path for source in sources if has_protos(source.path) or has_defines(source.path)]
+    return pool.map_async(_text_chunk, [(str(tree.root), chunk) for chunk in _chunks(paths)])
 
 
 def _chunks(items: list[_Item]) -> list[list[_Item]]:
