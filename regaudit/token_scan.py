@@ -17,6 +17,7 @@ import os
 import re
 import subprocess
 from types import ModuleType
+from typing import Any
 
 from regaudit.parse.text_scan import GREP_ENV
 
@@ -71,7 +72,7 @@ def _collect(pattern: int, _start: int, end: int, _flags: int, ends: list[tuple[
 
 
 @functools.lru_cache(maxsize=2)
-def _database(tokens: tuple[str, ...]) -> object:
+def _database(tokens: tuple[str, ...]) -> Any:  # hyperscan.Database; the module is optional
     """The tokens compiled once per process and token list: each whole-word, reported at its first match only."""
     hyperscan = _hyperscan()
     assert hyperscan is not None
