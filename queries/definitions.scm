@@ -1,7 +1,7 @@
 ; Definitions: functions, function-like and object-like macros, struct/union bodies, typedefs,
 ; declarations (variables, locals), the preprocessor branches that guard them, and labels.
 ; Capture vocabulary (shared by every query in this directory): @function @macro @define @struct
-; @typedef @declaration @branch @label @call @field @assignment @initializer @designated
+; @typedef @declaration @branch @label @call @field @assignment @initializer @designated @if @ternary @logical
 (function_definition) @function
 (preproc_function_def) @macro
 (preproc_def) @define

@@ -373,7 +373,7 @@ class _pool:
         self.pool.join()
 
 
-_EXTRACTOR_SOURCES = ("parse", "prefilter.py", "index.py", "facts/schema.py", "facts/read.py")
+_EXTRACTOR_SOURCES = ("parse", "prefilter.py", "token_scan.py", "index.py", "facts/schema.py", "facts/read.py")
 # Rule data the index reads; frame and producer data are read by later stages, so editing them
 # must not force a re-index.
 _INDEX_RULES = ("c_dialect.toml", "prefilter.toml")

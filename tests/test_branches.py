@@ -93,3 +93,20 @@ def test_the_real_perf_callchain_branches_are_in_the_index() -> None:
     assert json.loads(calls[2895]) == [["perf_hw_regs(regs)", False], ["perf_guest_state()", False, -1]]
     assert json.loads(store)[:3] == [["!is_user_task(current)", False, 274], ["!user_mode(regs)", True],
                                      ["user && !crosstask", True]]
+
+
+def test_conditions_stop_at_their_function_and_hold_at_file_scope() -> None:
+    """A guard clause covers the rest of its block only: the next function's calls run under nothing. A `?:` arm
+    in a file-scope initializer is a condition of the calls in it."""
+    source = b"""int f(int x)
+{
+\tif (x)
+\t\treturn 0;
+\treturn g(x);
+}
+int h(int y) { return k(y); }
+int table = ready ? setup(1) : fallback(2);
+"""
+    facts = extract_file("t.c", source, Dialect(attributes={}, definitions=()))
+    assert [(call["callee"], json.loads(call["branches"])) for call in facts.calls] == [
+        ("g", [["x", False, -1]]), ("k", []), ("setup", [["ready", True]]), ("fallback", [["ready", False]])]

@@ -1,7 +1,7 @@
 """The branch conditions a statement runs under, as the C of its function says (not `#if` guards).
 
-Owns `Branches.of(node)`: innermost first, the `(condition text, holds)` pairs that must be true for
-the node to execute — from the `if`/`else` arms around it, a `?:` arm, the right operand of `&&` /
+Owns `Branches(captures).of_all(nodes)`: per node, innermost first, the `(condition text, holds)` pairs
+that must be true for the node to execute — from the `if`/`else` arms around it, a `?:` arm, the right operand of `&&` /
 `||`, and the guard-clause idiom (`if (C) return …;` / `goto` / `break` / `continue` earlier in the
 same block makes the rest of the block run under `!C`). Later stages decide some of these
 conditions from a frame model (`regs->flags & X86_EFLAGS_FIXED`) and drop the arms that cannot run.
@@ -27,58 +27,71 @@ _PARENS = re.compile(r"[()]")
 
 
 class Branches:
-    """Branch conditions of the nodes of one syntax tree, memoised per node (ancestors are shared),
-    with each block's guard clauses and each function's labels found once."""
+    """Branch conditions of the nodes of one syntax tree, from the query's captures of the constructs that make
+    them: every arm is a byte span of the tree (an `if` arm, a `?:` arm, the right operand of `&&` / `||`, the
+    rest of a block after a guard clause), the spans nest, and a node runs under the arms whose spans hold it,
+    up to its function. `of_all` finds them for many nodes in one sweep over the spans sorted by start: no
+    climb from node to parent, which tree-sitter answers by searching down from the root."""
 
-    def __init__(self, labels: list[Node]) -> None:
-        """`labels`: the tree's labeled statements in document order."""
-        self._memo: dict[int, tuple[Condition, ...]] = {}
-        self._guards: dict[int, dict[int, list[Condition]]] = {}
+    def __init__(self, found: dict[str, list[Node]]) -> None:
+        """`found`: the captures of the expressions and definitions queries (`if`, `ternary`, `logical`,
+        `function`, `label`) under one root."""
         self._labels: dict[int, dict[str, int]] = {}
-        self._all_labels = labels
-        self._label_starts = [label.start_byte for label in labels]
+        self._all_labels = found.get("label", [])
+        self._label_starts = [label.start_byte for label in self._all_labels]
+        spans: list[tuple[int, int, list[Condition] | None]] = [  # (start, end, conditions; None: a function)
+            (function.start_byte, function.end_byte, None) for function in found.get("function", [])]
+        for statement in found.get("if", []):
+            spans += self._if_spans(statement)
+        for expression in found.get("ternary", []):
+            condition = expression.child_by_field_name("condition")
+            if condition is not None:
+                for field, holds in (("consequence", True), ("alternative", False)):
+                    arm = expression.child_by_field_name(field)
+                    if arm is not None:
+                        spans.append((arm.start_byte, arm.end_byte, _pair(condition, holds)))
+        for expression in found.get("logical", []):
+            left, right = expression.child_by_field_name("left"), expression.child_by_field_name("right")
+            operator = expression.child_by_field_name("operator")
+            if left is not None and right is not None and operator is not None:
+                spans.append((right.start_byte, right.end_byte, _pair(left, operator.type == "&&")))
+        self._spans = sorted(spans, key=lambda span: (span[0], -span[1]))
 
-    def of(self, node: Node) -> tuple[Condition, ...]:
-        # The climb to the function or to an ancestor met before reads each node's id, parent and type once:
-        # every read costs, Node.parent most (it searches from the root).
-        memo = self._memo
-        chain: list[tuple[Node, int, Node | None, str]] = []  # (link, its id, its parent, the parent's type)
-        outer: tuple[Condition, ...] = ()
-        current: Node | None = node
-        kind = node.type
-        while current is not None and kind != "function_definition":
-            key = current.id
-            if key in memo:
-                outer = memo[key]
-                break
-            parent = current.parent
-            kind = parent.type if parent is not None else ""
-            chain.append((current, key, parent, kind))
-            current = parent
-        for link, key, parent, parent_kind in reversed(chain):
-            if parent is not None:
-                own = self._guards_before(link, parent) if parent_kind == "compound_statement" \
-                    else _arm(link, parent, parent_kind)
-                if own:
-                    outer = (*own, *outer)
-            memo[key] = outer
-        return outer
+    def of_all(self, nodes: list[Node]) -> dict[int, tuple[Condition, ...]]:
+        """Node id -> its conditions, innermost first."""
+        result: dict[int, tuple[Condition, ...]] = {}
+        stack: list[tuple[int, tuple[Condition, ...]]] = []  # (end, conditions of the span and those around it)
+        spans, count, next_span = self._spans, len(self._spans), 0
+        for start, node_id in sorted((node.start_byte, node.id) for node in nodes):
+            while next_span < count and spans[next_span][0] <= start:
+                span_start, span_end, own = spans[next_span]
+                next_span += 1
+                while stack and stack[-1][0] <= span_start:
+                    stack.pop()
+                around = stack[-1][1] if stack else ()
+                stack.append((span_end, () if own is None else (*own, *around) if own else around))
+            while stack and stack[-1][0] <= start:
+                stack.pop()
+            result[node_id] = stack[-1][1] if stack else ()
+        return result
 
-    def _guards_before(self, child: Node, block: Node) -> list[Condition]:
-        """`if (C) return;` before `child` in `block`: the rest runs under !C (innermost, i.e. latest, first)."""
-        before = self._guards.get(block.id)
-        if before is None:
-            before = self._guards[block.id] = {}
-            found: list[Condition] = []
-            for sibling in block.named_children:
-                before[sibling.id] = found[::-1]
-                if sibling.type == "if_statement" and sibling.child_by_field_name("alternative") is None:
-                    consequence = sibling.child_by_field_name("consequence")
-                    condition = sibling.child_by_field_name("condition")
-                    exit_statement = _exit_of(consequence) if consequence is not None else None
-                    if exit_statement is not None and condition is not None:
-                        found += [(*pair, self._destination(exit_statement)) for pair in _pair(condition, False)]
-        return before.get(child.id, [])
+    def _if_spans(self, statement: Node) -> list[tuple[int, int, list[Condition] | None]]:
+        """The arms of an `if`, and when it is a guard clause (no `else`, an arm that leaves) in a block, the rest
+        of the block, which runs only where the condition is false."""
+        condition = statement.child_by_field_name("condition")
+        if condition is None:
+            return []
+        consequence = statement.child_by_field_name("consequence")
+        alternative = statement.child_by_field_name("alternative")
+        spans = [(arm.start_byte, arm.end_byte, _pair(condition, holds))
+                 for arm, holds in ((consequence, True), (alternative, False)) if arm is not None]
+        exit_statement = _exit_of(consequence) if consequence is not None and alternative is None else None
+        block = statement.parent if exit_statement is not None else None
+        if block is not None and block.type == "compound_statement":
+            destination = self._destination(exit_statement)
+            spans.append((statement.end_byte, block.end_byte,
+                          [(*pair, destination) for pair in _pair(condition, False)]))
+        return spans
 
     def _destination(self, exit_statement: Node) -> int:
         """RETURNS, the line of a goto's label in the function (0 when not found), 0 for break/continue."""
@@ -108,37 +121,6 @@ class Branches:
             if name is not None:
                 lines.setdefault(text(name), statement.start_point.row + 1)
         return lines
-
-
-def _arm(child: Node, parent: Node, kind: str) -> list[Condition]:
-    """The arm of `parent` (of type `kind`) that `child` is, as conditions."""
-    if kind == "if_statement":
-        return _if_arm(child, parent)
-    if kind == "else_clause":
-        return []
-    if kind == "conditional_expression":
-        condition = parent.child_by_field_name("condition")
-        if condition is None or child.id == condition.id:
-            return []
-        consequence = parent.child_by_field_name("consequence")
-        return _pair(condition, consequence is not None and child.id == consequence.id)
-    if kind == "binary_expression":
-        operator = parent.child_by_field_name("operator")
-        left, right = parent.child_by_field_name("left"), parent.child_by_field_name("right")
-        if operator is None or left is None or right is None or child.id != right.id:
-            return []
-        if operator.type in ("&&", "||"):
-            return _pair(left, operator.type == "&&")
-        return []
-    return []
-
-
-def _if_arm(child: Node, statement: Node) -> list[Condition]:
-    condition = statement.child_by_field_name("condition")
-    if condition is None or child.id == condition.id:
-        return []
-    consequence = statement.child_by_field_name("consequence")
-    return _pair(condition, consequence is not None and child.id == consequence.id)
 
 
 def _exit_of(statement: Node) -> Node | None:

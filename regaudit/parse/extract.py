@@ -340,7 +340,8 @@ class _Expressions:
 
     def run(self, found: dict[str, list[Node]]) -> None:
         """`found`: both queries' captures under the root."""
-        self.branches = Branches(found.get("label", []))
+        branching = [found.get(capture, []) for capture in ("call", "field", "assignment", "initializer")]
+        self.conditions = Branches(found).of_all([node for nodes in branching for node in nodes])
         for node in found.get("call", []):
             self._call(node)
         for node in found.get("field", []):
@@ -361,7 +362,7 @@ class _Expressions:
 
     def _branches(self, node: Node) -> str:
         """The `branches` column: JSON `[[condition, holds], ...]`, innermost first."""
-        conditions = self.branches.of(node)
+        conditions = self.conditions[node.id]
         encoded = self._encoded.get(conditions)
         if encoded is None:
             encoded = self._encoded[conditions] = json.dumps(conditions)
