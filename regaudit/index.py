@@ -29,7 +29,7 @@ from regaudit.parse.prepare import Dialect, load_dialect
 from regaudit.parse.text_scan import TextScan, has_defines, has_protos, merged, scan_data, scan_files
 from regaudit.prefilter import FRAME_STRUCTS, SEED_TOKENS, TokenCandidate, new_tokens, stop_tokens, token_hints
 from regaudit.resources import content_hash, data_dir
-from regaudit.token_scan import UNREADABLE, Occurrence, first_occurrences
+from regaudit.token_scan import UNREADABLE, Occurrence, first_occurrences, matcher
 from regaudit.tree import EXCLUDED_TOP_DIRS, KernelTree, SourceFile, arch_of, open_tree, walk_sources
 
 # Files larger than this are generated register tables, never pt_regs code; reading them into
@@ -73,6 +73,7 @@ def index_tree(tree_path: str | os.PathLike[str], db_path: Path, *, prefilter: s
     started = time.monotonic()
     started_at = _now()
     tree = open_tree(tree_path)
+    matcher()  # a bad REGAUDIT_MATCHER is bad input before any work
     result = IndexResult(db=db_path, tree=tree)
     sources, symlinks, build_files = walk_sources(tree)
     query_hash = _query_hash(tree)

@@ -6,7 +6,7 @@ locale), the byte offset where each token it names first starts; a file that can
 as UNREADABLE at offset -1. Two matchers give that answer, and a test holds them to the same one:
 - Hyperscan, a SIMD multi-literal matcher, where its wheel exists (x86-64): ~1.3 GB/s for the ~130 tokens of a
   tree, where GNU grep -F -w manages ~0.2 GB/s;
-- GNU grep -F -w elsewhere, or when REGAUDIT_MATCHER=grep says so.
+- GNU grep -F -w elsewhere, or when REGAUDIT_MATCHER=grep says so (the index checks that variable first).
 It decides nothing about which tokens or files matter (prefilter.py, index.py).
 """
 
@@ -19,6 +19,7 @@ import subprocess
 from types import ModuleType
 from typing import Any
 
+from regaudit.errors import BadInput
 from regaudit.parse.text_scan import GREP_ENV
 
 UNREADABLE = "unreadable"
@@ -35,9 +36,15 @@ def _hyperscan() -> ModuleType | None:
 
 
 def matcher() -> str:
-    """'hyperscan' when it is installed and not overridden by REGAUDIT_MATCHER=grep, else 'grep'."""
+    """REGAUDIT_MATCHER ('grep' or 'hyperscan') when set, else 'hyperscan' when it is installed, else 'grep'.
+    BadInput for another value, or for 'hyperscan' where it is not installed."""
     wanted = os.environ.get(MATCHER_VARIABLE, "")
-    return "grep" if wanted == "grep" or _hyperscan() is None else "hyperscan"
+    if wanted not in ("", "grep", "hyperscan"):
+        raise BadInput(f"{MATCHER_VARIABLE}={wanted}: the token matcher is 'grep' or 'hyperscan'")
+    installed = _hyperscan() is not None
+    if wanted == "hyperscan" and not installed:
+        raise BadInput(f"{MATCHER_VARIABLE}=hyperscan, but the hyperscan package is not installed")
+    return wanted or ("hyperscan" if installed else "grep")
 
 
 def first_occurrences(root: str, paths: list[str], tokens: tuple[str, ...], using: str | None = None) \

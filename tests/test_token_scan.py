@@ -9,9 +9,12 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
+from fake_tree import make_tree
 from kernel_trees import indexed_db, kernel_tree
 
 from regaudit import token_scan
+from regaudit.cli import main
 from regaudit.token_scan import UNREADABLE, first_occurrences
 
 MATCHERS = ["grep", *(["hyperscan"] if token_scan._hyperscan() is not None else [])]
@@ -60,6 +63,16 @@ def test_no_paths_or_no_tokens_read_nothing(tree: Path, using: str) -> None:
 def test_grep_is_the_matcher_when_asked_for(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(token_scan.MATCHER_VARIABLE, "grep")
     assert token_scan.matcher() == "grep"
+
+
+def test_an_unknown_matcher_is_one_line_of_bad_input(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(token_scan.MATCHER_VARIABLE, "ripgrep")
+    result = CliRunner().invoke(main, ["index", str(make_tree(tmp_path / "linux", {"kernel/a.c": "int a;\n"})),
+                                       "--db", str(tmp_path / "facts.db")])
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines()[-1].endswith("REGAUDIT_MATCHER=ripgrep: the token matcher is 'grep' or "
+                                                            "'hyperscan'")
+    assert not (tmp_path / "facts.db").exists()
 
 
 def test_hyperscan_is_installed_where_its_wheel_exists() -> None:
