@@ -2,9 +2,10 @@
 
     python bench/audit_bench.py TREE [--runs 3] [--jobs N] [--arch A,B]
 
-Cold: a fresh database (index, link, frame models, check). Warm: the same database again (the index
-finds nothing changed, so the stored audit is the answer). Warm --fresh: the same with `--fresh` (the links
-are reused; models and the check run again). Medians of --runs,
+Cold: a fresh database (index, link, frame models, check). After the index: the same on a database that holds a
+fresh index and nothing else (link, frame models, check: what the audit adds to the index). Warm: the same
+database again (the index finds nothing changed, so the stored audit is the answer). Warm --fresh: the same
+with `--fresh` (the links are reused; models and the check run again). Medians of --runs,
 peak RSS of the largest process, and the floor: tree-sitter alone parsing the files the index
 selected (bench/index_bench.py's). No thresholds: the figures go into issue notes.
 """
@@ -22,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from index_bench import cold_and_warm, floor_seconds
+from index_bench import cold_and_warm, floor_seconds, timed_index
 
 
 def timed_audit(tree: Path, db: Path, arches: str | None, *options: str) -> float:
@@ -31,6 +32,13 @@ def timed_audit(tree: Path, db: Path, arches: str | None, *options: str) -> floa
     started = time.monotonic()
     subprocess.run([*command, *(["--arch", arches] if arches else [])], check=True, stdout=subprocess.DEVNULL)
     return time.monotonic() - started
+
+
+def _after_index(tree: Path, db: Path, arches: str | None, jobs: int) -> float:
+    """A cold audit of a database a cold index just wrote: the time the stages after the index take."""
+    db.unlink(missing_ok=True)
+    timed_index(tree, db, jobs)
+    return timed_audit(tree, db, arches)
 
 
 def main() -> None:
@@ -44,6 +52,8 @@ def main() -> None:
         db = Path(scratch) / "bench.db"
         cold, warm = cold_and_warm(db, args.runs, lambda: timed_audit(args.tree, db, args.arch))
         fresh = [timed_audit(args.tree, db, args.arch, "--fresh") for _ in range(args.runs)]
+        after_index = [_after_index(args.tree, Path(scratch) / "indexed.db", args.arch, args.jobs)
+                       for _ in range(args.runs)]
         conn = sqlite3.connect(db)
         files = [str(args.tree / path) for (path,) in conn.execute("SELECT path FROM files")]
         findings = conn.execute("SELECT count(*) FROM findings").fetchone()[0]
@@ -53,6 +63,8 @@ def main() -> None:
     cold_median, floor_median = statistics.median(cold), statistics.median(floor)
     print(f"tree: {args.tree}   arches: {args.arch or 'all'}   runs: {args.runs}   jobs: {args.jobs}")
     print(f"cold audit: median {cold_median:.1f} s  (runs: {', '.join(f'{t:.1f}' for t in cold)})")
+    print(f"after the index: median {statistics.median(after_index):.1f} s  "
+          f"(runs: {', '.join(f'{t:.1f}' for t in after_index)}; link, frame models and check of a fresh index)")
     print(f"warm audit: median {statistics.median(warm):.1f} s  (runs: {', '.join(f'{t:.1f}' for t in warm)}; "
           f"nothing changed, the stored audit is the answer)")
     print(f"warm --fresh: median {statistics.median(fresh):.1f} s  (runs: {', '.join(f'{t:.1f}' for t in fresh)}; "
