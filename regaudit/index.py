@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import multiprocessing
 import os
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,7 +28,7 @@ from regaudit.parse.prepare import Dialect, load_dialect
 from regaudit.parse.text_scan import TextScan, has_defines, has_protos, merged, scan_data, scan_files
 from regaudit.prefilter import FRAME_STRUCTS, SEED_TOKENS, TokenCandidate, new_tokens, stop_tokens, token_hints
 from regaudit.resources import content_hash, data_dir
-from regaudit.token_scan import UNREADABLE, Occurrence, first_occurrences, matcher
+from regaudit.token_scan import UNREADABLE, Occurrence, first_occurrences, matcher, names_a_token
 from regaudit.tree import EXCLUDED_TOP_DIRS, KernelTree, SourceFile, arch_of, open_tree, walk_sources
 
 # Files larger than this are generated register tables, never pt_regs code; reading them into
@@ -131,12 +130,12 @@ def index_overlay(tree_path: str | os.PathLike[str], db_path: Path, files: dict[
         raise BadInput(f"{db_path}: no finished index run; run `regaudit index` first")
     with FactStore(db_path) as store:
         before = link_facts.touched_facts(store.conn, [*files, *removed])
-        mentions = _mentions([token for (token,) in store.conn.execute("SELECT token FROM prefilter_tokens")])
+        tokens = tuple(token for (token,) in store.conn.execute("SELECT token FROM prefilter_tokens"))
         for path in removed:
             store.forget_file(path)
             result.files_removed += path in previous.files
         for path, data in sorted(files.items()):
-            if _walked(path) and (path in previous.files or mentions.search(data)):
+            if _walked(path) and (path in previous.files or names_a_token(data, tokens)):
                 parsed = _parse_data(SourceFile(path, len(data), 0), data)
                 _store_parsed(store, parsed, result)
                 result.files_removed += parsed.facts is None and path in previous.files
@@ -156,22 +155,15 @@ def _walked(path: str) -> bool:
     return bool(rest) and top not in EXCLUDED_TOP_DIRS and path.endswith((".c", ".h"))
 
 
-def _mentions(tokens: list[str]) -> re.Pattern[bytes]:
-    """Whole-word match of any token: what token_scan finds."""
-    return re.compile(rb"\b(?:" + b"|".join(re.escape(t.encode()) for t in tokens) + rb")\b")
-
-
 class _Occurrences:
     """Where the prefilter's passes saw tokens: per file, the offset of each token's first occurrence."""
 
     def __init__(self) -> None:
         self.scanned: set[str] = set()
-        self.sources: dict[str, SourceFile] = {}
         self.seen: dict[str, dict[str, int]] = {}
 
-    def add(self, found: list[Occurrence], sources: dict[str, SourceFile]) -> None:
+    def add(self, found: list[Occurrence]) -> None:
         for path, token, offset in found:
-            self.sources[path] = sources[path]
             self.seen.setdefault(path, {})[token] = offset
 
     def first_of(self, pending: dict[str, SourceFile], tokens: set[str]) -> list[tuple[SourceFile, str]]:
@@ -183,7 +175,7 @@ class _Occurrences:
             named = [(offset, -len(token), token) for token, offset in spots.items()
                      if token in tokens or token == UNREADABLE]
             if named:
-                matched.append((self.sources[path], min(named)[2]))
+                matched.append((pending[path], min(named)[2]))
         return sorted(matched, key=lambda item: item[0].path)
 
 
@@ -252,7 +244,7 @@ class _Selection:
         chunks = _chunks(list(by_path))
         work = [(str(self.tree.root), chunk, tuple(tokens)) for chunk in chunks]
         for done, found in enumerate(self.pool.imap_unordered(_scan_chunk, work), start=1):
-            occurrences.add(found, by_path)
+            occurrences.add(found)
             self.progress(f"scanning (pass {self.result.scans})", done, len(chunks))
         occurrences.scanned.update(tokens)
 

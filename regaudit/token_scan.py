@@ -7,6 +7,8 @@ as UNREADABLE at offset -1. Two matchers give that answer, and a test holds them
 - Hyperscan, a SIMD multi-literal matcher, where its wheel exists (x86-64): ~1.3 GB/s for the ~130 tokens of a
   tree, where GNU grep -F -w manages ~0.2 GB/s;
 - GNU grep -F -w elsewhere, or when REGAUDIT_MATCHER=grep says so (the index checks that variable first).
+`names_a_token(data, tokens)` answers the same question for bytes in memory (a patch's new file content),
+with Python's `re`, held to the same answer by the same test.
 It decides nothing about which tokens or files matter (prefilter.py, index.py).
 """
 
@@ -52,6 +54,16 @@ def first_occurrences(root: str, paths: list[str], tokens: tuple[str, ...], usin
     """Each token's first whole-word occurrence in each of `paths`, with `using` (default: `matcher()`)."""
     scan = _with_grep if (using or matcher()) == "grep" else _with_hyperscan
     return scan(root, paths, tokens) if paths and tokens else []
+
+
+def names_a_token(data: bytes, tokens: tuple[str, ...]) -> bool:
+    """Whether `data` names one of `tokens` as a whole identifier."""
+    return bool(tokens) and _word_pattern(tokens).search(data) is not None
+
+
+@functools.lru_cache(maxsize=2)
+def _word_pattern(tokens: tuple[str, ...]) -> re.Pattern[bytes]:
+    return re.compile(rb"\b(?:" + b"|".join(re.escape(token.encode()) for token in tokens) + rb")\b")
 
 
 def _with_hyperscan(root: str, paths: list[str], tokens: tuple[str, ...]) -> list[Occurrence]:

@@ -15,7 +15,7 @@ from kernel_trees import indexed_db, kernel_tree
 
 from regaudit import token_scan
 from regaudit.cli import main
-from regaudit.token_scan import UNREADABLE, first_occurrences
+from regaudit.token_scan import UNREADABLE, first_occurrences, names_a_token
 
 MATCHERS = ["grep", *(["hyperscan"] if token_scan._hyperscan() is not None else [])]
 TOKENS = ("pt_regs", "struct pt_regs", "struct perf_regs", "perf_regs", "task_pt_regs", "struct frame")
@@ -52,6 +52,13 @@ def test_each_token_is_found_at_its_first_whole_word_occurrence(tree: Path, usin
     expected = {(path, token, offset) for path, (_content, first) in FILES.items() for token, offset in first.items()}
     assert set(found) == expected | {("kernel/dir.c", UNREADABLE, -1)}
     assert len(found) == len(set(found))
+
+
+def test_bytes_in_memory_name_a_token_where_a_file_would() -> None:
+    """What `regaudit check` asks of a patched file's new content, which is on no disk."""
+    assert {path for path, (content, _first) in FILES.items() if names_a_token(content, TOKENS)} == \
+        {path for path, (_content, first) in FILES.items() if first}
+    assert not names_a_token(FILES["kernel/a.c"][0], ())
 
 
 @pytest.mark.parametrize("using", MATCHERS)
