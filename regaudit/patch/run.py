@@ -32,10 +32,11 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from regaudit.audit.check import source_key
+from regaudit.audit.check import HelperWalk, source_key
 from regaudit.audit.run import audit_database, auditable_arches, stored_audit
 from regaudit.facts.bridge_facts import PROTO_TAG
 from regaudit.facts.store import disposable_databases
+from regaudit.flow.bpf_helpers import HelperEntry
 from regaudit.index import index_overlay
 from regaudit.patch.compare import Comparison, compare
 from regaudit.patch.impact import (
@@ -123,9 +124,12 @@ def _patched_audit(tree: KernelTree, db_path: Path, patched: Patched, arches: li
             change = compare_facts(db_path, db, contents)
             planner = SeedPlanner([] if full else base_scopes(db_path), on_disk["frames"], change, arches,
                                   patched.touched)
-            lines = LineMap(contents)
-            helpers = {} if full else standing_helper_lists(db_path, change, lines)
-            walks = {} if full else standing_helper_walks(db_path, change, lines)
+            helpers: dict[str, list[HelperEntry]] = {}
+            walks: dict[str, list[HelperWalk]] = {}
+            if not full:  # what of the base audit stands, its lines carried over to the patched files
+                lines = LineMap(contents)
+                helpers = standing_helper_lists(db_path, change, lines)
+                walks = standing_helper_walks(db_path, change, lines)
         with _timed(seconds, "overlay"):
             root = view.result()
         with _timed(seconds, "patched audit"):
