@@ -8,6 +8,7 @@ syntax (parse/) or SQL (facts/).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import multiprocessing
 import os
@@ -22,7 +23,7 @@ from typing import TypeVar
 from regaudit import __version__
 from regaudit.errors import BadInput
 from regaudit.facts import link_facts, read, text_facts
-from regaudit.facts.store import FactStore, PackedFacts, pack
+from regaudit.facts.store import BufferSpec, FactBuffer, FactStore
 from regaudit.parse.extract import extract_file, register_attribute_flags
 from regaudit.parse.prepare import Dialect, load_dialect
 from regaudit.parse.text_scan import TextScan, has_defines, has_protos, merged, scan_data, scan_files
@@ -60,10 +61,14 @@ class IndexResult:
 
 @dataclass(frozen=True)
 class _Parsed:
+    """What became of one file a process parsed: its facts are in that process's FactBuffer when `stored`."""
+
     source: SourceFile
     sha256: str
-    facts: PackedFacts | None
+    outcome: str  # 'stored'; 'same' (the content of the reusable facts: nothing stored); 'failed' (no facts)
     warning: tuple[str, str] | None  # (kind, message)
+    parse_errors: int = 0
+    extraction_warnings: tuple[tuple[str, str], ...] = ()  # (kind, message) of its `warnings` rows
 
 
 def index_tree(tree_path: str | os.PathLike[str], db_path: Path, *, prefilter: str = "fixpoint",
@@ -86,7 +91,7 @@ def index_tree(tree_path: str | os.PathLike[str], db_path: Path, *, prefilter: s
         return result
     reusable = previous.reusable(tree, query_hash) if previous else {}
     with FactStore(db_path, bulk=not reusable) as store:
-        with _pool(tree, workers) as pool:
+        with _pool(tree, workers, store.buffers) as pool:
             text = _scan_text(tree, sources, pool)  # in the workers, beside the prefilter's rounds
             selection = _Selection(tree, sources, store, pool, reusable, result, progress)
             tokens = selection.run(prefilter, token_hints() | (previous.tokens if previous else frozenset()))
@@ -124,7 +129,7 @@ def index_overlay(tree_path: str | os.PathLike[str], db_path: Path, files: dict[
     started_at = _now()
     tree = open_tree(tree_path)
     result = IndexResult(db=db_path, tree=tree)
-    _init_worker(str(tree.root))
+    dialect = _dialect(str(tree.root))
     previous = read.previous_index(db_path)
     if previous is None:
         raise BadInput(f"{db_path}: no finished index run; run `regaudit index` first")
@@ -134,11 +139,13 @@ def index_overlay(tree_path: str | os.PathLike[str], db_path: Path, files: dict[
         for path in removed:
             store.forget_file(path)
             result.files_removed += path in previous.files
-        for path, data in sorted(files.items()):
-            if _walked(path) and (path in previous.files or names_a_token(data, tokens)):
-                parsed = _parse_data(SourceFile(path, len(data), 0), data)
-                _store_parsed(store, parsed, result)
-                result.files_removed += parsed.facts is None and path in previous.files
+        with contextlib.closing(store.buffers.open()) as buffer:
+            for path, data in sorted(files.items()):
+                if _walked(path) and (path in previous.files or names_a_token(data, tokens)):
+                    parsed = _parse_data(SourceFile(path, len(data), 0), data, None, dialect, buffer)
+                    _store_parsed(store, parsed, result)
+                    result.files_removed += parsed.outcome == "failed" and path in previous.files
+        store.merge_buffers()
         text = merged(scan_data(path, data) for path, data in files.items() if _walked(path))
         text_facts.replace_files(store.conn, [*files, *removed], text)
         store.invalidate_derived(keep_links=True)
@@ -257,29 +264,26 @@ class _Selection:
                 self.result.files_reused += 1
                 continue
             to_parse.append(source)
-        work = [(str(self.tree.root), source) for source in to_parse]
+        work = [(str(self.tree.root), source, self.reusable[source.path][2] if source.path in self.reusable else None)
+                for source in to_parse]
         for done, parsed in enumerate(self.pool.imap_unordered(_parse_task, work, chunksize=4), start=1):
-            self._store(parsed)
+            if parsed.outcome == "same":
+                self.result.files_reused += 1  # touched but identical content: keep its facts
+            else:
+                _store_parsed(self.store, parsed, self.result)
             self.progress("parsing", done, len(to_parse))
-
-    def _store(self, parsed: _Parsed) -> None:
-        prior = self.reusable.get(parsed.source.path)
-        if parsed.facts is not None and prior is not None and prior[2] == parsed.sha256 and parsed.warning is None:
-            self.result.files_reused += 1  # touched but identical content: keep its facts
-            return
-        _store_parsed(self.store, parsed, self.result)
+        self.store.merge_buffers()  # the next round's tokens are read from these files' facts
 
 
 def _store_parsed(store: FactStore, parsed: _Parsed, result: IndexResult) -> None:
-    """Replace the facts of one parsed file (or drop them when it could not be parsed), with its warnings."""
+    """Drop the previous facts of one parsed file, whose new facts (if it could be parsed) wait in a FactBuffer
+    for `merge_buffers`; record its warnings."""
     path = parsed.source.path
-    if parsed.facts is None:
-        store.forget_file(path)
-    else:
-        store.add_file(parsed.facts, parsed.sha256, parsed.source.size, arch_of(path))
+    store.forget_file(path)
+    if parsed.outcome == "stored":
         result.files_parsed += 1
-        result.parse_errors += parsed.facts.parse_errors
-        result.warnings += [(path, w["kind"], w["message"]) for w in parsed.facts.rows("warnings")]
+        result.parse_errors += parsed.parse_errors
+        result.warnings += [(path, kind, message) for kind, message in parsed.extraction_warnings]
     if parsed.warning is not None:
         store.add_warning(path, *parsed.warning)
         result.warnings.append((path, *parsed.warning))
@@ -302,12 +306,19 @@ def _chunks(items: list[_Item]) -> list[list[_Item]]:
 # -- worker processes ------------------------------------------------------------------------------
 
 _DIALECT: Dialect | None = None
+_BUFFER: FactBuffer | None = None  # where this worker writes the facts of the files it parses
 
 
-def _init_worker(tree_root: str) -> None:
-    global _DIALECT
-    _DIALECT = load_dialect(Path(tree_root))
-    register_attribute_flags(_DIALECT)
+def _init_worker(tree_root: str, buffers: BufferSpec) -> None:
+    global _DIALECT, _BUFFER
+    _DIALECT = _dialect(tree_root)
+    _BUFFER = buffers.open()
+
+
+def _dialect(tree_root: str) -> Dialect:
+    dialect = load_dialect(Path(tree_root))
+    register_attribute_flags(dialect)
+    return dialect
 
 
 def _scan_chunk(args: tuple[str, list[str], tuple[str, ...]]) -> list[Occurrence]:
@@ -320,45 +331,52 @@ def _text_chunk(args: tuple[str, list[str]]) -> TextScan:
     return scan_files(Path(root), paths)
 
 
-def _parse_task(args: tuple[str, SourceFile]) -> _Parsed:
-    root, source = args
+def _parse_task(args: tuple[str, SourceFile, str | None]) -> _Parsed:
+    root, source, reusable_sha = args
     try:
         with open(os.path.join(root, source.path), "rb") as handle:
             data = handle.read()
     except OSError as err:
-        return _Parsed(source, "", None, ("unreadable", f"cannot read: {err.strerror}"))
-    return _parse_data(source, data)
+        return _Parsed(source, "", "failed", ("unreadable", f"cannot read: {err.strerror}"))
+    assert _DIALECT is not None and _BUFFER is not None
+    return _parse_data(source, data, reusable_sha, _DIALECT, _BUFFER)
 
 
-def _parse_data(source: SourceFile, data: bytes) -> _Parsed:
+def _parse_data(source: SourceFile, data: bytes, reusable_sha: str | None, dialect: Dialect,
+                buffer: FactBuffer) -> _Parsed:
+    """Parse one file into `buffer`, unless its content hashes to `reusable_sha`, whose facts the database holds."""
     sha = hashlib.sha256(data).hexdigest()
     if b"\0" in data[:8192]:
-        return _Parsed(source, sha, None, ("binary", "contains NUL bytes; not C source"))
+        return _Parsed(source, sha, "failed", ("binary", "contains NUL bytes; not C source"))
     if len(data) > MAX_FILE_BYTES:
-        return _Parsed(source, sha, None, ("too-large", f"{len(data)} bytes; over {MAX_FILE_BYTES}"))
+        return _Parsed(source, sha, "failed", ("too-large", f"{len(data)} bytes; over {MAX_FILE_BYTES}"))
     warning = None
     try:
         data.decode("utf-8")
     except UnicodeDecodeError as err:
         warning = ("encoding", f"not UTF-8 (byte {err.start}); parsed as bytes")
     try:
-        assert _DIALECT is not None
-        facts = pack(extract_file(source.path, data, _DIALECT))
+        facts = extract_file(source.path, data, dialect)
     except Exception as err:
-        return _Parsed(source, sha, None, ("internal", f"extraction failed: {type(err).__name__}: {err}"))
-    return _Parsed(source, sha, facts, warning)
+        return _Parsed(source, sha, "failed", ("internal", f"extraction failed: {type(err).__name__}: {err}"))
+    if sha == reusable_sha and warning is None:
+        return _Parsed(source, sha, "same", None)
+    buffer.add(facts, sha, source.size, arch_of(source.path))
+    return _Parsed(source, sha, "stored", warning, facts.parse_errors,
+                   tuple((row["kind"], row["message"]) for row in facts.warnings))
 
 
 class _pool:
     """A process pool sized to the machine (2 cores on CI), closed even on Ctrl-C."""
 
-    def __init__(self, tree: KernelTree, workers: int | None) -> None:
+    def __init__(self, tree: KernelTree, workers: int | None, buffers: BufferSpec) -> None:
         self.size = workers or os.cpu_count() or 1
         self.tree = tree
+        self.buffers = buffers
 
     def __enter__(self) -> multiprocessing.pool.Pool:
         self.pool = multiprocessing.get_context("fork").Pool(
-            self.size, initializer=_init_worker, initargs=(str(self.tree.root),))
+            self.size, initializer=_init_worker, initargs=(str(self.tree.root), self.buffers))
         return self.pool
 
     def __exit__(self, *exc: object) -> None:

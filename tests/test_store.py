@@ -1,6 +1,7 @@
 """FactStore publishes a working copy renamed over the target, so the previous database is never written; a
 database inside `disposable_databases` (regaudit check's scratch copy, removed with its directory) is written in
-place, without the copy and the fsyncs that make a kept one survive a crash."""
+place, without the copy and the fsyncs that make a kept one survive a crash. Facts reach it through FactBuffers,
+one per writing process, whose rows it takes over with their ids renumbered."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from regaudit.facts.store import FactStore, disposable_databases
+from regaudit.facts.store import FactBuffer, FactStore, disposable_databases
+from regaudit.parse.extract import extract_file
+from regaudit.parse.prepare import load_dialect
 
 
 def write_warning(target: Path) -> None:
@@ -44,3 +47,46 @@ def test_a_disposable_database_is_written_in_place_without_fsync(tmp_path: Path,
     with disposable_databases(scratch):
         write_warning(tmp_path / "kept.db")  # outside the scratch directory: a working copy, durable
     assert len(synced) == 2  # the database file and its directory
+
+
+def c_file(name: str) -> bytes:
+    """A file whose every fact points at the function `name` or at its call: a wrong id shows as a foreign name."""
+    return f"""\
+struct {name}_s {{ int {name}_member; }};
+int {name}(struct pt_regs *{name}_regs, int {name}_n)
+{{
+	return {name}_callee({name}_regs->{name}_member, {name}_n);
+}}
+""".encode()
+
+
+def test_facts_of_several_buffers_keep_their_references_when_merged(tmp_path: Path) -> None:
+    dialect = load_dialect(Path("/nonexistent"))
+    target = tmp_path / "facts.db"
+    with FactStore(target) as store:
+        spec = store.buffers
+        first, second = (FactBuffer(Path(f"{spec.prefix}{n}"), spec.tables) for n in (1, 2))
+        for buffer, names in ((first, ("alpha", "beta")), (second, ("gamma",))):
+            for name in names:
+                buffer.add(extract_file(f"kernel/{name}.c", c_file(name), dialect), "sha", 0, "generic")
+        store.merge_buffers()
+        second.add(extract_file("kernel/delta.c", c_file("delta"), dialect), "sha", 0, "generic")
+        store.merge_buffers()  # a second merge: ids go on after the first's
+        first.close()
+        second.close()
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(".regaudit-lock")) == ["facts.db"]
+    names = ["alpha", "beta", "gamma", "delta"]
+    assert rows(target, "SELECT f.name, p.name FROM params p JOIN functions f ON f.id = p.function_id "
+                        "WHERE p.position = 0") == {(n, f"{n}_regs") for n in names}
+    assert rows(target, "SELECT f.name, c.callee FROM calls c JOIN functions f ON f.id = c.function_id") \
+        == {(n, f"{n}_callee") for n in names}
+    assert rows(target, "SELECT c.callee, a.expr FROM call_args a JOIN calls c ON c.id = a.call_id "
+                        "WHERE a.position = 1") == {(f"{n}_callee", f"{n}_n") for n in names}
+    assert rows(target, "SELECT s.name, m.name FROM struct_members m JOIN structs s ON s.id = m.struct_id") \
+        == {(f"{n}_s", f"{n}_member") for n in names}
+    assert rows(target, "SELECT path FROM files") == {(f"kernel/{n}.c",) for n in names}
+
+
+def rows(db: Path, sql: str) -> set[tuple[object, ...]]:
+    with sqlite3.connect(db) as conn:
+        return set(conn.execute(sql))
