@@ -434,6 +434,8 @@ PER_FILE_TABLES = ("functions", "variables", "defines", "calls", "accesses", "as
 # Tables later stages derive from the facts; the index stage empties them whenever a fact changes.
 DERIVED_TABLES = ("edges", "link_arches", "audits", "frame_models", "findings", "finding_hops", "clean_sources",
                   "seed_scopes", "bpf_helper_lists", "helper_walks")
+# Text facts (regaudit.parse.text_scan, regaudit.facts.text_facts): of every file of their kind, parsed or not.
+TEXT_TABLES = ("header_defines", "bpf_proto_definitions")
 CHILD_TABLES = {"params": ("function_id", "functions"), "call_args": ("call_id", "calls"),
                 "struct_members": ("struct_id", "structs")}
 

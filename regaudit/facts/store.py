@@ -44,6 +44,7 @@ from regaudit.facts.schema import (
     DERIVED_TABLES,
     PER_FILE_TABLES,
     SCHEMA_VERSION,
+    TEXT_TABLES,
     apply_migrations,
     schema_version,
 )
@@ -53,6 +54,8 @@ _ID_TABLES = {"functions": "function_id", "calls": "call_id", "structs": "struct
 # FileFacts' tables in insertion order: a row's referenced ids are in tables written before it
 _FACT_TABLES = (*_ID_TABLES, "params", "variables", "defines", "call_args", "accesses", "assignments", "bindings",
                 "struct_members", "typedefs", "warnings")
+# What a FactBuffer holds: parsed files' facts and `files` rows, and text facts
+_BUFFERED_TABLES = (*_FACT_TABLES, "files", *TEXT_TABLES)
 _TEMP_PREFIX = ".regaudit-tmp-"
 _LINK_TABLES = ("edges", "link_arches")
 _DISPOSABLE: ContextVar[Path | None] = ContextVar("disposable_databases", default=None)
@@ -167,15 +170,14 @@ class FactBuffer:
             offsets[table] = self._next_id[table]
             self._next_id[table] += len(packed.tables[table][1]) if table in packed.tables else 0
         ref_offsets = {column: offsets[table] for table, column in _ID_TABLES.items()}
-        self.conn.execute("BEGIN")
-        for table, (columns, rows) in packed.tables.items():
-            shifts = {column: ref_offsets[column] for column in columns if column in ref_offsets}
-            if table in _ID_TABLES:
-                shifts["id"] = offsets[table]
-            self._insert(table, columns, rows, shifts)
-        self._insert("files", ("path", "sha256", "size", "arch", "parse_errors", "rewrites"),
-                     [(packed.path, sha256, size, arch, packed.parse_errors, packed.rewrites)], {})
-        self.conn.execute("COMMIT")
+        with self.transaction():
+            for table, (columns, rows) in packed.tables.items():
+                shifts = {column: ref_offsets[column] for column in columns if column in ref_offsets}
+                if table in _ID_TABLES:
+                    shifts["id"] = offsets[table]
+                self._insert(table, columns, rows, shifts)
+            self._insert("files", ("path", "sha256", "size", "arch", "parse_errors", "rewrites"),
+                         [(packed.path, sha256, size, arch, packed.parse_errors, packed.rewrites)], {})
 
     def _insert(self, table: str, columns: tuple[str, ...], rows: list[tuple[object, ...]],
                 shifts: dict[str, int]) -> None:
@@ -189,6 +191,17 @@ class FactBuffer:
         sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(values)})"
         offsets = tuple(shifts.values())
         self.conn.executemany(sql, [(*row, *offsets) for row in rows] if offsets else rows)
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """The buffer's connection inside one transaction (also for rows other modules own: text facts)."""
+        self.conn.execute("BEGIN")
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
 
     def close(self) -> None:
         self.conn.close()
@@ -261,7 +274,7 @@ class FactStore:
         """Where processes writing facts for this store open their FactBuffer."""
         tables = tuple(sql for (sql,) in self.conn.execute(
             "SELECT sql FROM sqlite_master WHERE type = 'table' AND name IN (SELECT value FROM json_each(?))",
-            (json.dumps([*_FACT_TABLES, "files"]),)))
+            (json.dumps([*_BUFFERED_TABLES]),)))
         return BufferSpec(str(self.target.parent / f"{_TEMP_PREFIX}{self.target.name}.buffer-"), tables)
 
     def merge_buffers(self) -> None:
@@ -278,7 +291,7 @@ class FactStore:
                 if low is not None:
                     shifts[column] = self._next_id[table] - low
                     self._next_id[table] += high - low + 1
-            for table in (*_FACT_TABLES, "files"):
+            for table in _BUFFERED_TABLES:
                 columns = [column for (column,) in self.conn.execute("SELECT name FROM pragma_table_info(?)", (table,))
                            if column != "id" or table in _ID_TABLES]  # other tables number their rows anew
                 values = []

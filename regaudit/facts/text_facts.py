@@ -1,10 +1,11 @@
 """The text-fact tables of the fact database: `header_defines` and `bpf_proto_definitions` (schema
 migration 6, rows from `regaudit.parse.text_scan`).
 
-Owns every SQL statement on them: the index stage replaces all their rows (`replace_all`) or those of the
-files a patch touched (`replace_files`); `TextFacts` answers the frame oracle (the values of a constant
-in an arch's and the generic headers) and the BPF helper walk (the .c files defining a proto or a
-func_proto function). Rows cover every file of their kind, parsed or not, and ignore `#if` guards.
+Owns every SQL statement on them: the index stage replaces all their rows (`clear`, then `insert` into its
+workers' FactBuffers, which the store merges) or those of the files a patch touched (`replace_files`);
+`TextFacts` answers the frame oracle (the values of a constant in an arch's and the generic headers) and the
+BPF helper walk (the .c files defining a proto or a func_proto function). Rows cover every file of their
+kind, parsed or not, and ignore `#if` guards.
 """
 
 from __future__ import annotations
@@ -14,15 +15,15 @@ import sqlite3
 from collections.abc import Iterable
 from pathlib import Path
 
+from regaudit.facts.schema import TEXT_TABLES
 from regaudit.facts.store import FactReader
 from regaudit.parse.text_scan import TextScan
 
 
-def replace_all(conn: sqlite3.Connection, scanned: TextScan) -> None:
-    """The text facts of the whole tree: every previous row goes."""
-    conn.execute("DELETE FROM header_defines")
-    conn.execute("DELETE FROM bpf_proto_definitions")
-    _insert(conn, scanned)
+def clear(conn: sqlite3.Connection) -> None:
+    """Drop every text fact: the index stage then adds the whole tree's (`insert`, through FactBuffers)."""
+    for table in TEXT_TABLES:
+        conn.execute(f"DELETE FROM {table}")
 
 
 def replace_files(conn: sqlite3.Connection, paths: Iterable[str], scanned: TextScan) -> None:
@@ -31,12 +32,13 @@ def replace_files(conn: sqlite3.Connection, paths: Iterable[str], scanned: TextS
     One scan of each table for all paths: `header_defines` has no index on `file` (it would be half the
     table's size for the few files a patch touches)."""
     listed = json.dumps(list(paths))
-    for table in ("header_defines", "bpf_proto_definitions"):
+    for table in TEXT_TABLES:
         conn.execute(f"DELETE FROM {table} WHERE file IN (SELECT value FROM json_each(?))", (listed,))
-    _insert(conn, scanned)
+    insert(conn, scanned)
 
 
-def _insert(conn: sqlite3.Connection, scanned: TextScan) -> None:
+def insert(conn: sqlite3.Connection, scanned: TextScan) -> None:
+    """Add `scanned` (of files that have no rows in `conn`)."""
     conn.executemany("INSERT INTO header_defines (file, arch, line, name, value) VALUES (?, ?, ?, ?, ?)",
                      scanned.defines)
     conn.executemany("INSERT INTO bpf_proto_definitions (file, line, name, kind) VALUES (?, ?, ?, ?)",
