@@ -229,9 +229,12 @@ class FactStore:
             self.path = Path(name)
         else:
             self.path = target  # written in place
+        # What the working copy started from, for other processes to read while this store writes it.
+        self.snapshot: Path | None = None
         if target.exists() and self.durable:
             _check_readable(target)
             shutil.copyfile(target, self.path)
+            self.snapshot = target
         self.conn = sqlite3.connect(self.path, isolation_level=None)
         # The working copy is disposable until published, so durability is bought once, at publish.
         self.conn.execute("PRAGMA journal_mode = OFF")

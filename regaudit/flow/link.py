@@ -143,10 +143,13 @@ def link_database(db_path: Path, tree_path: str | Path, arches: list[str] | None
             raise BadInput(f"{db_path}: indexed from Linux {index.kernel_version}, but {tree.root} is {tree.version}")
         with ArchFacts(store.conn) as facts:
             linker = _Linker(store.conn, tree.root, facts, kernel_series(tree.version), changes)
-            resolved = list(linker.resolve(chosen, store.path, jobs))
             run_id = link_facts.start_link_run(store.conn, index, __version__, _now())
             result = LinkResult(db_path, run_id)
-            result.arches = [linker.record(run_id, arch) for arch in resolved]
+            # Each arch's edges are written as its worker returns them, while the others still read the facts
+            # from the database the working copy was made from; a database written in place is read by the
+            # workers themselves, and the edges would lock them out: they wait for the last worker.
+            resolved = linker.resolve(chosen, store.snapshot or store.path, jobs)
+            result.arches = [linker.record(run_id, arch) for arch in (resolved if store.snapshot else list(resolved))]
         link_facts.finish_link_run(store.conn, run_id, _now())
     result.seconds = time.perf_counter() - started
     return result
@@ -223,8 +226,8 @@ class _Linker:
 
     def resolve(self, arches: list[str], db_path: Path, jobs: int | None) -> Iterator[_Resolved]:
         """The edges of each arch: all of them for an arch linked anew, else those of the calls its relink scope
-        reaches. Several arches are resolved in forked processes that read the facts at `db_path` (the working
-        copy, before the link run writes anything)."""
+        reaches. Several arches are resolved in forked processes that read the facts at `db_path` (the database the
+        working copy was made from, or the working copy while the link run writes no edge)."""
         plans = {arch: self._relink_plan(arch) for arch in arches}
         anew = [arch for arch, plan in plans.items() if plan is None]
         # A relink resolves a few calls: cheaper here than the fork of a process holding every definition.
