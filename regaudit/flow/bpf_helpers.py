@@ -164,20 +164,17 @@ def _is_address_of(node: Node) -> bool:
 
 
 def _proto_from_text(source: CFile, name: str) -> _Proto | None:
-    for declarator in descendants(source.root, ("init_declarator",)):
-        target = declarator.child_by_field_name("declarator")
-        value = declarator.child_by_field_name("value")
-        if target is None or text(target) != name or value is None or value.type != "initializer_list":
-            continue
-        fields = []
-        for pair in descendants(value, ("initializer_pair",)):
-            designator = pair.child_by_field_name("designator")
-            element = pair.child_by_field_name("value")
-            if designator is not None and element is not None and designator.type == "field_designator":
-                fields.append(ProtoField(text(designator).lstrip("."), text(element), source.path,
-                                         pair.start_point[0] + 1, source.guard(pair)))
-        return _Proto(name, tuple(fields))
-    return None
+    value = source.initialized.get(name)
+    if value is None:
+        return None
+    fields = []
+    for pair in descendants(value, ("initializer_pair",)):
+        designator = pair.child_by_field_name("designator")
+        element = pair.child_by_field_name("value")
+        if designator is not None and element is not None and designator.type == "field_designator":
+            fields.append(ProtoField(text(designator).lstrip("."), text(element), source.path,
+                                     pair.start_point[0] + 1, source.guard(pair)))
+    return _Proto(name, tuple(fields))
 
 
 def bpf_helpers(db_path: Path, tree: Path, bridge: Bridge) -> list[HelperEntry]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
 
 from regaudit.errors import BadInput
@@ -35,6 +35,20 @@ class CFile:
 
     def guard(self, node: Node) -> str:
         return self.guards[node.start_point[0]]
+
+    @cached_property
+    def initialized(self) -> dict[str, Node]:
+        """The `{...}` initializer of each variable the file defines with one (`struct bpf_func_proto p = {`, an
+        array's `t[] = {`), by name; the first definition of a name."""
+        found: dict[str, Node] = {}
+        for declarator in parser.captures("expressions", self.root).get("initializer", []):
+            target = declarator.child_by_field_name("declarator")
+            value = declarator.child_by_field_name("value")
+            while target is not None and target.type == "array_declarator":
+                target = target.child_by_field_name("declarator")
+            if target is not None and value is not None and value.type == "initializer_list":
+                found.setdefault(text(target), value)
+        return found
 
     def function(self, name: str, line: int | None = None) -> Node | None:
         """The definition of function `name` (the one spanning 1-based `line` when given)."""

@@ -167,13 +167,9 @@ def table_reads(db_path: Path, tree: Path, arch: str, bridge: Bridge) -> list[De
 
 def _table(view: _ArchView, definition: Definition, table: str) -> list[DerivedRead]:
     source = parse_file(view.tree, definition.file)
-    for declarator in descendants(source.root, ("init_declarator",)):
-        target = declarator.child_by_field_name("declarator")
-        value = declarator.child_by_field_name("value")
-        while target is not None and target.type == "array_declarator":
-            target = target.child_by_field_name("declarator")
-        if target is not None and text(target) == table and value is not None and value.type == "initializer_list":
-            return _reads(view, _offsetof_entries(view, source, value), "perf-register-table")
+    value = source.initialized.get(table)
+    if value is not None:
+        return _reads(view, _offsetof_entries(view, source, value), "perf-register-table")
     raise BadInput(f"{definition.file}: no initialized table {table}[] beside {definition.name}")
 
 
