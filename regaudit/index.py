@@ -26,7 +26,16 @@ from regaudit.facts import link_facts, read, text_facts
 from regaudit.facts.store import BufferSpec, FactBuffer, FactStore
 from regaudit.parse.extract import extract_file, register_attribute_flags
 from regaudit.parse.prepare import Dialect, load_dialect
-from regaudit.parse.text_scan import has_defines, has_protos, merged, scan_data, scan_files
+from regaudit.parse.text_scan import (
+    PROTO_TAG,
+    TextScan,
+    has_defines,
+    has_protos,
+    header_defines,
+    merged,
+    proto_definitions,
+    scan_data,
+)
 from regaudit.prefilter import FRAME_STRUCTS, SEED_TOKENS, TokenCandidate, new_tokens, stop_tokens, token_hints
 from regaudit.resources import content_hash, data_dir
 from regaudit.token_scan import UNREADABLE, Occurrence, first_occurrences, matcher, names_a_token
@@ -93,10 +102,13 @@ def index_tree(tree_path: str | os.PathLike[str], db_path: Path, *, prefilter: s
     with FactStore(db_path, bulk=not reusable) as store:
         with _pool(tree, workers, store.buffers) as pool:
             text_facts.clear(store.conn)  # before any merge of the buffers the workers add them to
-            text = _scan_text(tree, sources, pool)  # in the workers, beside the prefilter's rounds
+            defines = _header_defines(tree, sources, pool)  # in the workers, beside the prefilter's rounds
             selection = _Selection(tree, sources, store, pool, reusable, result, progress)
-            tokens = selection.run(prefilter, token_hints() | (previous.tokens if previous else frozenset()))
-            text.get()  # raises what a worker raised
+            tokens = selection.run(prefilter, token_hints() | (previous.tokens if previous else frozenset()),
+                                   also=(PROTO_TAG,))
+            defines.get()  # raises what a worker raised
+            proto_files = [path for path in selection.files_naming(PROTO_TAG) if has_protos(path)]
+            pool.map(_protos_chunk, [(str(tree.root), chunk) for chunk in _chunks(proto_files)])
         previously_indexed = set(previous.files) if previous else set()
         for path in previously_indexed - set(selection.selected):
             store.forget_file(path)
@@ -200,14 +212,16 @@ class _Selection:
         self.result = result
         self.progress = progress or (lambda _stage, _done, _total: None)
         self.selected: dict[str, str] = {}
+        self.occurrences = _Occurrences()
 
-    def run(self, mode: str, hints: frozenset[str]) -> dict[str, tuple[int, str]]:
+    def run(self, mode: str, hints: frozenset[str], also: tuple[str, ...] = ()) -> dict[str, tuple[int, str]]:
         """The fixpoint's tokens (-> round, origin), every file that names one admitted and parsed.
 
         `hints` are speculative tokens (earlier runs' tokens, rules/prefilter_hints.txt): the first pass
         over the tree looks for them beside the seeds, so the rounds that derive them need no pass of
         their own. They change speed, never the result: a file is admitted only for a token the
-        fixpoint derived, and a derived token that no pass has looked for yet gets a pass."""
+        fixpoint derived, and a derived token that no pass has looked for yet gets a pass. The first pass
+        looks for the words `also` too, which select nothing (see `files_naming`)."""
         tokens: dict[str, tuple[int, str]] = {t: (0, "seed") for t in SEED_TOKENS}
         if mode == "all":
             self._admit([(s, "all") for s in self.sources])
@@ -216,10 +230,10 @@ class _Selection:
         stop = stop_tokens()
         fresh = dict(tokens)
         pending = {s.path: s for s in self.sources}
-        occurrences = _Occurrences()
+        occurrences = self.occurrences
         candidates: dict[str, list[TokenCandidate]] = {origin: [] for origin in read.CANDIDATE_ORIGINS}
         speculative = sorted(hints - set(tokens) - stop)
-        self._scan(occurrences, list(pending.values()), [*tokens, *speculative])
+        self._scan(occurrences, list(pending.values()), [*tokens, *speculative, *also])
         while fresh:
             self.result.rounds += 1
             unscanned = [token for token in fresh if token not in occurrences.scanned]
@@ -243,6 +257,13 @@ class _Selection:
             tokens.update(fresh)
         self.result.tokens = len(tokens)
         return tokens
+
+    def files_naming(self, word: str) -> list[str]:
+        """The walked files that name `word` as a whole identifier (but those over MAX_FILE_BYTES, never read):
+        from the passes `run` made, or a pass of its own when none looked for it (`--prefilter all` makes none)."""
+        if word not in self.occurrences.scanned:
+            self._scan(self.occurrences, self.sources, [word])
+        return sorted(path for path, spots in self.occurrences.seen.items() if word in spots)
 
     def _scan(self, occurrences: _Occurrences, pending: list[SourceFile], tokens: list[str]) -> None:
         """One pass over `pending` for `tokens` (token_scan): where each file first names each one."""
@@ -289,12 +310,14 @@ def _store_parsed(store: FactStore, parsed: _Parsed, result: IndexResult) -> Non
         result.warnings.append((path, *parsed.warning))
 
 
-def _scan_text(tree: KernelTree, sources: list[SourceFile], pool: multiprocessing.pool.Pool) -> AsyncResult[list[None]]:
-    """The text facts of every walked file of their kinds, with GNU grep over chunks of files in the pool's
+def _header_defines(tree: KernelTree, sources: list[SourceFile], pool: multiprocessing.pool.Pool) \
+        -> AsyncResult[list[None]]:
+    """The header defines of every walked header of their kind, with GNU grep over chunks of files in the pool's
     workers, into their FactBuffers. Queued first: measured on 7.3, ~0.5 s less than reading them after the
-    rounds."""
-    paths = [source.path for source in sources if has_protos(source.path) or has_defines(source.path)]
-    return pool.map_async(_text_chunk, [(str(tree.root), chunk) for chunk in _chunks(paths)])
+    rounds. (The other text facts, BPF proto definitions, are read from the few files the prefilter's first
+    pass saw `bpf_func_proto` in.)"""
+    paths = [source.path for source in sources if has_defines(source.path)]
+    return pool.map_async(_defines_chunk, [(str(tree.root), chunk) for chunk in _chunks(paths)])
 
 
 def _chunks(items: list[_Item]) -> list[list[_Item]]:
@@ -325,11 +348,18 @@ def _scan_chunk(args: tuple[str, list[str], tuple[str, ...]]) -> list[Occurrence
     return first_occurrences(root, paths, tokens)
 
 
-def _text_chunk(args: tuple[str, list[str]]) -> None:
+def _defines_chunk(args: tuple[str, list[str]]) -> None:
     root, paths = args
     assert _BUFFER is not None
     with _BUFFER.transaction() as conn:
-        text_facts.insert(conn, scan_files(Path(root), paths))
+        text_facts.insert(conn, TextScan(header_defines(Path(root), paths), []))
+
+
+def _protos_chunk(args: tuple[str, list[str]]) -> None:
+    root, paths = args
+    assert _BUFFER is not None
+    with _BUFFER.transaction() as conn:
+        text_facts.insert(conn, TextScan([], proto_definitions(Path(root), paths)))
 
 
 def _parse_task(args: tuple[str, SourceFile, str | None]) -> _Parsed:

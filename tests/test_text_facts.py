@@ -1,6 +1,6 @@
 """Text facts on small trees: the `header_defines` and `bpf_proto_definitions` rows `index_tree` writes,
 `index_overlay` replacing the rows of a patch's files only, the readers the audit uses, and one file's
-bytes (`scan_data`, the overlay's path) giving what the grep over the tree (`scan_files`) gives.
+bytes (`scan_data`, the overlay's path) giving what the index reads from the tree (grep, token scan).
 Real-tree agreement with a grep of the whole tree is in test_text_facts_real.py."""
 
 from __future__ import annotations
@@ -15,7 +15,15 @@ from fake_tree import make_tree
 
 from regaudit.facts.text_facts import TextFacts
 from regaudit.index import index_overlay, index_tree
-from regaudit.parse.text_scan import scan_data, scan_files
+from regaudit.parse.text_scan import (
+    PROTO_TAG,
+    TextScan,
+    has_protos,
+    header_defines,
+    proto_definitions,
+    scan_data,
+)
+from regaudit.token_scan import first_occurrences
 
 X86_FLAGS = (
     "#ifndef _ASM_X86_FLAGS_H\n"
@@ -128,6 +136,19 @@ def test_overlay_replaces_the_rows_of_touched_and_removed_files_only(db: Path, t
     assert rows(db, "SELECT count(*) FROM header_defines WHERE arch = 'arm64'") == [(2,)], "the original is kept"
 
 
-def test_one_files_bytes_give_what_the_grep_gives(tree: Path) -> None:
+def test_one_files_bytes_give_what_the_index_reads_from_the_tree(tree: Path) -> None:
+    """The index greps the headers for defines, and reads proto definitions from the .c files its token scan
+    saw the proto tag in."""
+    naming = {path for path, _token, _offset in first_occurrences(str(tree), list(FILES), (PROTO_TAG,))}
+    assert naming == {"kernel/bpf/helpers.c", "kernel/trace/other.c", "tools/lib/bpf/user.c", "include/linux/bpf.h"}
     for path in FILES:
-        assert scan_data(path, (tree / path).read_bytes()) == scan_files(tree, [path]), path
+        protos = proto_definitions(tree, [path]) if has_protos(path) and path in naming else []
+        assert scan_data(path, (tree / path).read_bytes()) == TextScan(header_defines(tree, [path]), protos), path
+
+
+def test_the_prefilter_mode_changes_no_text_fact(tree: Path, db: Path, tmp_path: Path) -> None:
+    """`--prefilter all` makes no token pass: the index looks for the proto tag in a pass of its own."""
+    everything = index_tree(tree, tmp_path / "all.db", prefilter="all", workers=1).db
+    for table in ("header_defines", "bpf_proto_definitions"):
+        assert sorted(rows(everything, f"SELECT * FROM {table}")) == sorted(rows(db, f"SELECT * FROM {table}"))
+    assert rows(everything, "SELECT count(*) FROM bpf_proto_definitions") == [(3,)]

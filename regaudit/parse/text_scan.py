@@ -8,9 +8,10 @@ Owns the two patterns and both ways of applying them, so that the index stage's 
   index did not see a name's definition);
 - BPF proto definitions: `struct bpf_func_proto NAME = {` variables and functions returning a
   `struct bpf_func_proto *`, in every .c file (where the BPF helper walk reads a proto's source text).
-`scan_files` applies them to many files with GNU grep (an order of magnitude faster than Python's `re` over
-the 1.4 GB of a tree), `scan_data` to one file's bytes with Python's `re`: the same patterns, in the C
-locale where both read every byte alike. No `#if` guard is looked at. It writes nothing.
+Over a tree, `header_defines` applies the first to many headers with GNU grep (an order of magnitude faster
+than Python's `re`), and `proto_definitions` the second to the .c files a scan found PROTO_TAG in;
+`scan_data` applies both to one file's bytes with Python's `re`: the same patterns, in the C locale where
+grep and `re` read every byte alike. No `#if` guard is looked at. It writes nothing.
 """
 
 from __future__ import annotations
@@ -79,24 +80,32 @@ def has_protos(path: str) -> bool:
     return path.endswith(".c")
 
 
-def scan_files(root: Path, paths: list[str]) -> TextScan:
-    """The text facts of `paths` (tree-relative, under `root`): one grep per kind over the files it concerns."""
-    headers = [path for path in paths if has_defines(path)]
-    sources = [path for path in paths if has_protos(path)]
+def header_defines(root: Path, paths: list[str]) -> list[HeaderDefine]:
+    """The header defines of `paths` (tree-relative, under `root`; others than `has_defines` ones are skipped):
+    one grep over them."""
     defines: list[HeaderDefine] = []
     arches: dict[bytes, tuple[str, str]] = {}  # grep's file -> (path, arch)
+    headers = [path for path in paths if has_defines(path)]
     for match in map(_GREP_DEFINE.match, _grep(root, ["-HnZE", "-e", _DEFINE_LINE], headers).split(b"\n")):
         if match is not None:
             if match[1] not in arches:
                 path = match[1].decode(errors="replace")
                 arches[match[1]] = (path, arch_of(path))
             defines.append((*arches[match[1]], int(match[2]), match[3].decode(), match[4].decode(errors="replace")))
+    return defines
+
+
+def proto_definitions(root: Path, paths: list[str]) -> list[ProtoDefinition]:
+    """The BPF proto definitions of `paths`, .c files naming PROTO_TAG (the others define none, which the
+    caller knows from a scan of the tree it made anyway: the index's token scan looks for the tag); an
+    unreadable file has none."""
     protos: list[ProtoDefinition] = []
-    for listed in _grep(root, ["-lZF", "-e", PROTO_TAG], sources).split(b"\0"):
-        if listed:
-            path = listed.decode(errors="replace")
+    for path in paths:
+        try:
             protos += _protos(path, (root / path).read_bytes())
-    return TextScan(defines, protos)
+        except OSError:
+            continue
+    return protos
 
 
 def scan_data(path: str, data: bytes) -> TextScan:
