@@ -45,6 +45,10 @@ from regaudit.tree import EXCLUDED_TOP_DIRS, KernelTree, SourceFile, arch_of, op
 # tree-sitter would cost more than the rest of the tree.
 MAX_FILE_BYTES = 8 * 1024 * 1024
 SCAN_CHUNK = 2000
+# A cold index takes the workers' facts over every this many parsed files, while they parse the next ones,
+# rather than all at the end of a round (a merge may meet a file whose result has not arrived yet: only
+# when nothing is to be forgotten, when the store is new).
+MERGE_EVERY = 300
 Progress = Callable[[str, int, int], None]
 _Item = TypeVar("_Item")
 
@@ -293,6 +297,8 @@ class _Selection:
             else:
                 _store_parsed(self.store, parsed, self.result)
             self.progress("parsing", done, len(to_parse))
+            if self.store.bulk and done % MERGE_EVERY == 0:
+                self.store.merge_buffers()
         self.store.merge_buffers()  # the next round's tokens are read from these files' facts
 
 

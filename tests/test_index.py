@@ -61,6 +61,21 @@ def test_prefilter_follows_struct_members_to_a_fixpoint(tmp_path: Path) -> None:
         [("regs_intr.regs->ip", "read")]
 
 
+def test_facts_taken_over_while_the_workers_parse_are_the_facts_taken_over_at_the_end(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A cold index merges the workers' buffers every MERGE_EVERY parsed files, while they write the next: after
+    every file here, against once per round. Every fact arrives once, its references intact."""
+    functions = {f"kernel/f{i}.c": f"int f{i}(struct pt_regs *r) {{ return g{i}(r->ip, r); }}\n" for i in range(40)}
+    tree = tree_with(tmp_path, functions)
+    once = index_tree(tree, tmp_path / "once.db", workers=2).db
+    monkeypatch.setattr(index_module, "MERGE_EVERY", 1)
+    often = index_tree(tree, tmp_path / "often.db", workers=2).db
+    facts = ("SELECT f.file, f.name, c.callee, a.position, a.expr FROM functions f "
+             "JOIN calls c ON c.function_id = f.id JOIN call_args a ON a.call_id = c.id ORDER BY 1, 2, 3, 4")
+    assert rows(often, facts) == rows(once, facts)
+    assert len(rows(often, facts)) == 2 * 40 and rows(often, "SELECT count(*) FROM files") == [(42,)]
+
+
 def selection(db: Path) -> tuple[list[tuple], list[tuple]]:
     return (rows(db, "SELECT path, selected, reason FROM sources ORDER BY path"),
             rows(db, "SELECT token, round, origin FROM prefilter_tokens ORDER BY token"))

@@ -194,8 +194,10 @@ class FactBuffer:
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """The buffer's connection inside one transaction (also for rows other modules own: text facts)."""
-        self.conn.execute("BEGIN")
+        """The buffer's connection inside one transaction (also for rows other modules own: text facts). It
+        takes the write lock first (IMMEDIATE), as `merge_buffers` does: two transactions that read before they
+        write would deadlock, each holding the read lock the other's write waits for."""
+        self.conn.execute("BEGIN IMMEDIATE")
         try:
             yield self.conn
         except BaseException:
@@ -282,12 +284,14 @@ class FactStore:
 
     def merge_buffers(self) -> None:
         """Move every row of this store's FactBuffers into the working copy, ids shifted past the rows already
-        stored, and leave the buffers empty. Facts that replace a file's must come after `forget_file`."""
+        stored, and leave the buffers empty. Facts that replace a file's must come after `forget_file`. The
+        buffers' processes may go on writing meanwhile: a file's rows are one transaction, which a merge waits for
+        or precedes."""
         for buffer in self._buffer_paths():
             self.conn.execute("COMMIT")  # a database cannot be detached inside a transaction
             self.conn.execute("ATTACH DATABASE ? AS buffer", (str(buffer),))
             self.conn.execute("PRAGMA buffer.journal_mode = OFF")
-            self.conn.execute("BEGIN")
+            self.conn.execute("BEGIN IMMEDIATE")  # waits while the buffer's process writes a file (see transaction)
             shifts = {}  # by id column ('function_id', ...): what to add to the buffer's ids
             for table, column in _ID_TABLES.items():
                 low, high = self.conn.execute(f"SELECT min(id), max(id) FROM buffer.{table}").fetchone()
