@@ -291,7 +291,11 @@ class _Selection:
             to_parse.append(source)
         work = [(str(self.tree.root), source, self.reusable[source.path][2] if source.path in self.reusable else None)
                 for source in to_parse]
-        for done, parsed in enumerate(self.pool.imap_unordered(_parse_task, work, chunksize=4), start=1):
+        results = self.pool.imap_unordered(_parse_task, work, chunksize=4)
+        if self.result.rounds == 2:
+            # Most facts are in (round 1 brings ~85 % of them on 7.3): index them while the workers parse.
+            self.store.build_indexes()
+        for done, parsed in enumerate(results, start=1):
             if parsed.outcome == "same":
                 self.result.files_reused += 1  # touched but identical content: keep its facts
             else:

@@ -312,6 +312,13 @@ class FactStore:
             self.conn.execute("DETACH DATABASE buffer")
             self.conn.execute("BEGIN")
 
+    def build_indexes(self) -> None:
+        """Build the secondary indexes a bulk store dropped (publish does it at the latest): the rows added after
+        this update them one by one."""
+        for sql in self._deferred_indexes:
+            self.conn.execute(sql)
+        self._deferred_indexes.clear()
+
     def _buffer_paths(self) -> list[Path]:
         return sorted(self.target.parent.glob(f"{_TEMP_PREFIX}{self.target.name}.buffer-*"))
 
@@ -326,8 +333,7 @@ class FactStore:
         """Commit, make the working copy durable (unless disposable), and rename it over the target."""
         self.merge_buffers()
         self._remove_buffers()
-        for sql in self._deferred_indexes:
-            self.conn.execute(sql)
+        self.build_indexes()
         self.conn.execute("COMMIT")
         self.conn.execute("PRAGMA journal_mode = DELETE")
         self.conn.close()
