@@ -107,6 +107,7 @@ def index_tree(tree_path: str | os.PathLike[str], db_path: Path, *, prefilter: s
         with _pool(tree, workers, store.buffers) as pool:
             text_facts.clear(store.conn)  # before any merge of the buffers the workers add them to
             defines = _header_defines(tree, sources, pool)  # in the workers, beside the prefilter's rounds
+            read.replace_sources(store.conn, sources, build_files)  # meanwhile, here
             selection = _Selection(tree, sources, store, pool, reusable, result, progress)
             tokens = selection.run(prefilter, token_hints() | (previous.tokens if previous else frozenset()),
                                    also=(PROTO_TAG,))
@@ -121,7 +122,7 @@ def index_tree(tree_path: str | os.PathLike[str], db_path: Path, *, prefilter: s
             store.add_warning(path, "symlink", "symbolic link not followed (may loop or leave the tree)")
             result.warnings.append((path, "symlink", "symbolic link not followed"))
         result.files_warned = len(result.warnings)
-        read.replace_sources(store.conn, sources, selection.selected, tokens, build_files)
+        read.record_selection(store.conn, selection.selected, tokens)
         store.invalidate_derived()
         store.db["runs"].insert(_run_row(tree, started_at, result, query_hash, prefilter, len(tokens)))
     result.seconds = time.monotonic() - started

@@ -81,14 +81,19 @@ def record_unchanged_run(db_path: Path, run: dict[str, object]) -> None:
     conn.close()
 
 
-def replace_sources(conn: sqlite3.Connection, sources: list[SourceFile], selected: dict[str, str],
-                    tokens: dict[str, tuple[int, str]], build_files: list[SourceFile]) -> None:
+def replace_sources(conn: sqlite3.Connection, sources: list[SourceFile], build_files: list[SourceFile]) -> None:
+    """Every walked file as not selected (`record_selection` then marks the selected ones), and the build files."""
     conn.execute("DELETE FROM build_files")
     conn.executemany("INSERT INTO build_files (path, size, mtime_ns) VALUES (?, ?, ?)", build_files)
     conn.execute("DELETE FROM sources")
-    conn.executemany("INSERT INTO sources (path, size, mtime_ns, selected, reason) VALUES (?, ?, ?, ?, ?)",
-                     ((s.path, s.size, s.mtime_ns, int(s.path in selected), selected.get(s.path))
-                      for s in sources))
+    conn.executemany("INSERT INTO sources (path, size, mtime_ns, selected) VALUES (?, ?, ?, 0)",
+                     ((s.path, s.size, s.mtime_ns) for s in sources))
+
+
+def record_selection(conn: sqlite3.Connection, selected: dict[str, str], tokens: dict[str, tuple[int, str]]) -> None:
+    """The prefilter's answer: the selected files (path -> the token they were selected for) and the tokens."""
+    conn.executemany("UPDATE sources SET selected = 1, reason = ? WHERE path = ?",
+                     ((reason, path) for path, reason in selected.items()))
     conn.execute("DELETE FROM prefilter_tokens")
     conn.executemany("INSERT INTO prefilter_tokens (token, round, origin) VALUES (?, ?, ?)",
                      ((token, round_, origin) for token, (round_, origin) in tokens.items()))
