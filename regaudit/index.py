@@ -1,9 +1,10 @@
 """The index stage: kernel tree → fact database (library entry point `index_tree`).
 
-Orchestrates the prefilter fixpoint, parallel parsing (a process pool, one worker per core), reuse
-of facts by content hash, the text facts of every file (regaudit.parse.text_scan, recomputed by every run
-that finds the tree changed), and the atomic publish of the database. It decides nothing about C
-syntax (parse/) or SQL (facts/).
+Orchestrates the prefilter fixpoint, parallel parsing (a process pool, one worker per core; each worker
+writes the facts of the files it parses into its own FactBuffer, which the store takes over), reuse of facts
+by content hash, the text facts of every file (regaudit.parse.text_scan, recomputed by every run that finds
+the tree changed), and the atomic publish of the database. It decides nothing about C syntax (parse/) or
+SQL (facts/).
 """
 
 from __future__ import annotations

@@ -48,7 +48,7 @@ from regaudit.facts.schema import (
     apply_migrations,
     schema_version,
 )
-from regaudit.parse.extract import FileFacts, Row
+from regaudit.parse.extract import FileFacts
 
 _ID_TABLES = {"functions": "function_id", "calls": "call_id", "structs": "struct_id"}
 # FileFacts' tables in insertion order: a row's referenced ids are in tables written before it
@@ -106,22 +106,8 @@ class FactReader:
         self.close()
 
 
-@dataclass(frozen=True)
-class PackedFacts:
+def _tuples(facts: FileFacts) -> dict[str, tuple[tuple[str, ...], list[tuple[object, ...]]]]:
     """One file's facts in the writer's form: per table, the column names and a tuple per row."""
-
-    path: str
-    parse_errors: int
-    rewrites: int
-    tables: dict[str, tuple[tuple[str, ...], list[tuple[object, ...]]]]
-
-    def rows(self, table: str) -> list[Row]:
-        """The rows of `table` as dicts, as extraction produced them."""
-        columns, rows = self.tables.get(table, ((), []))
-        return [dict(zip(columns, row, strict=True)) for row in rows]
-
-
-def pack(facts: FileFacts) -> PackedFacts:
     tables = {}
     for table in _FACT_TABLES:
         rows = getattr(facts, table)
@@ -129,7 +115,7 @@ def pack(facts: FileFacts) -> PackedFacts:
             columns = tuple(rows[0])
             values = operator.itemgetter(*columns)  # a tuple per row, built in C (one column: wrap the value)
             tables[table] = (columns, list(map(values, rows)) if len(columns) > 1 else [(values(r),) for r in rows])
-    return PackedFacts(facts.path, facts.parse_errors, facts.rewrites, tables)
+    return tables
 
 
 @dataclass(frozen=True)
@@ -164,20 +150,20 @@ class FactBuffer:
     def add(self, facts: FileFacts, sha256: str, size: int, arch: str) -> None:
         """One file's facts and `files` row, their ids (and the ids they refer to) moved past this buffer's
         rows; committed, so that the writer can merge the buffer between any two files."""
-        packed = pack(facts)
+        tables = _tuples(facts)
         offsets = {}
         for table in _ID_TABLES:
             offsets[table] = self._next_id[table]
-            self._next_id[table] += len(packed.tables[table][1]) if table in packed.tables else 0
+            self._next_id[table] += len(tables[table][1]) if table in tables else 0
         ref_offsets = {column: offsets[table] for table, column in _ID_TABLES.items()}
         with self.transaction():
-            for table, (columns, rows) in packed.tables.items():
+            for table, (columns, rows) in tables.items():
                 shifts = {column: ref_offsets[column] for column in columns if column in ref_offsets}
                 if table in _ID_TABLES:
                     shifts["id"] = offsets[table]
                 self._insert(table, columns, rows, shifts)
             self._insert("files", ("path", "sha256", "size", "arch", "parse_errors", "rewrites"),
-                         [(packed.path, sha256, size, arch, packed.parse_errors, packed.rewrites)], {})
+                         [(facts.path, sha256, size, arch, facts.parse_errors, facts.rewrites)], {})
 
     def _insert(self, table: str, columns: tuple[str, ...], rows: list[tuple[object, ...]],
                 shifts: dict[str, int]) -> None:
