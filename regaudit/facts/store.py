@@ -202,6 +202,7 @@ class FactStore:
         """`bulk`: the caller will insert most of the database anew (a cold index); secondary
         indexes are dropped now and rebuilt once at publish, instead of being updated row by row."""
         self.target = target
+        self._buffer_name = f"{_TEMP_PREFIX}{target.name}.buffer-"  # and the process id (BufferSpec)
         target.parent.mkdir(parents=True, exist_ok=True)
         # One writer per database: a second run waits, so it neither removes the first run's
         # working copy as a stray nor publishes over it.
@@ -266,7 +267,7 @@ class FactStore:
         tables = tuple(sql for (sql,) in self.conn.execute(
             "SELECT sql FROM sqlite_master WHERE type = 'table' AND name IN (SELECT value FROM json_each(?))",
             (json.dumps([*_BUFFERED_TABLES]),)))
-        return BufferSpec(str(self.target.parent / f"{_TEMP_PREFIX}{self.target.name}.buffer-"), tables)
+        return BufferSpec(str(self.target.parent / self._buffer_name), tables)
 
     def merge_buffers(self) -> None:
         """Move every row of this store's FactBuffers into the working copy, ids shifted past the rows already
@@ -306,7 +307,7 @@ class FactStore:
         self._deferred_indexes.clear()
 
     def _buffer_paths(self) -> list[Path]:
-        return sorted(self.target.parent.glob(f"{_TEMP_PREFIX}{self.target.name}.buffer-*"))
+        return sorted(self.target.parent.glob(f"{self._buffer_name}*"))
 
     def _remove_buffers(self) -> None:
         for buffer in self._buffer_paths():
