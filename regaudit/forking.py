@@ -1,17 +1,22 @@
-"""Per-architecture work in forked processes: `fork_map`, the one place that starts a pool for the stages
-after the index (frame models, link, check).
+"""Work in forked processes for the stages after the index, the one place that forks for them: `fork_map`, a
+pool for per-architecture work (link, check), and `fork_call`, one piece of work done beside the parent's own
+(the frame models and BPF helper lists, while the parent links).
 
 The work is a closure inherited through `fork` (never pickled): it may hold anything the parent built,
-except an open SQLite connection, which must not cross a fork — each call opens its own. Results travel
-back pickled. Serial, in this process, for a single item, a single job, or where `fork` does not exist.
+except an open SQLite connection, which must not cross a fork — each call opens its own. Results, and an
+exception the work raised, travel back pickled. Serial, in this process, for a single item, a single job, or
+where `fork` does not exist.
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import os
+import traceback
 from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from multiprocessing.connection import Connection
+from types import TracebackType
+from typing import Any, Generic, TypeVar
 
 _Item = TypeVar("_Item")
 _Result = TypeVar("_Result")
@@ -39,3 +44,66 @@ def fork_map(work: Callable[[_Item], _Result], items: list[_Item], jobs: int | N
 def _call_inherited(item: Any) -> Any:
     assert _WORK is not None, "set before the fork"
     return _WORK(item)
+
+
+class Pending(Generic[_Result]):
+    """`work()` running in a forked process from the moment this is made; `result()` waits for it. Leaving the
+    `with` block stops the process if its result was never asked for (the parent failed meanwhile)."""
+
+    def __init__(self, work: Callable[[], _Result], forked: bool) -> None:
+        self._work = work
+        self._process: multiprocessing.process.BaseProcess | None = None
+        if forked:
+            context = multiprocessing.get_context("fork")
+            self._receive, send = context.Pipe(duplex=False)
+            self._process = context.Process(target=_send_outcome, args=(work, send), daemon=True)
+            self._process.start()
+            send.close()
+
+    def result(self) -> _Result:
+        """What `work()` returned; what it raised is raised here, caused by the worker's traceback. Asked once."""
+        if self._process is None:
+            return self._work()
+        try:
+            succeeded, value, trace = self._receive.recv()
+        except EOFError:
+            raise RuntimeError(f"a forked worker died (exit status {self._process.exitcode})") from None
+        finally:
+            self._receive.close()
+            self._process.join()
+            self._process = None
+        if not succeeded:
+            raise value from WorkerTraceback(trace)
+        return value
+
+    def __enter__(self) -> Pending[_Result]:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if self._process is not None:
+            self._process.terminate()
+            self._process.join()
+            self._receive.close()
+
+
+def fork_call(work: Callable[[], _Result], *, beside: bool = True) -> Pending[_Result]:
+    """`work()` in a forked process while the parent goes on (in this process, when asked for, if not `beside`)."""
+    return Pending(work, beside and "fork" in multiprocessing.get_all_start_methods())
+
+
+class WorkerTraceback(Exception):
+    """Where in the forked worker an exception `Pending.result` raises came from."""
+
+
+def _send_outcome(work: Callable[[], Any], send: Connection) -> None:
+    try:
+        outcome: tuple[bool, Any, str] = (True, work(), "")
+    except BaseException as err:  # the parent raises it
+        outcome = (False, err, "".join(traceback.format_exception(err)))
+    try:
+        send.send(outcome)
+    except Exception as err:  # an unpicklable result or exception
+        send.send((False, RuntimeError(f"a forked worker's outcome cannot be pickled: {err}"), outcome[2]))
+    finally:
+        send.close()

@@ -8,8 +8,9 @@ database (`regaudit.audit.document`), so what is printed is exactly what `regaud
 
 from __future__ import annotations
 
+import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,6 +20,7 @@ from regaudit import __version__
 from regaudit.arch.catalogue import modelled_arches
 from regaudit.arch.config import read_dotconfig
 from regaudit.arch.frames import FrameModel
+from regaudit.arch.makefiles import build_symbols
 from regaudit.arch.producers import build_frame_models
 from regaudit.audit.check import ArchCheck, ArchOutcome, HelperWalk, SeedKey, source_json
 from regaudit.audit.document import load_document
@@ -26,11 +28,11 @@ from regaudit.audit.seeds import SourceSeed, source_seeds
 from regaudit.errors import BadInput
 from regaudit.facts import audit_facts
 from regaudit.facts.link_facts import IndexChanges, current_links
-from regaudit.facts.store import FactStore, open_existing
+from regaudit.facts.store import FactStore, open_existing, written_in_place
 from regaudit.flow.bpf_helpers import HelperEntry, bpf_helpers
 from regaudit.flow.link import link_database
 from regaudit.flow.propagate import arch_program
-from regaudit.forking import fork_map
+from regaudit.forking import fork_call, fork_map
 from regaudit.resources import code_hash
 from regaudit.ruleset.flow_rules import Bridge, load_bridges, load_sources
 from regaudit.ruleset.load import kernel_series, ruleset_hash
@@ -57,36 +59,54 @@ def audit_database(db_path: Path, tree_path: str | Path, arches: list[str] | Non
     BPF helper lists by bridge known to hold for this tree (derived again otherwise); `helper_walks`: per arch,
     walks of BPF helper bodies known to hold for this tree (walked again otherwise).
 
-    The arches are checked in `jobs` processes (default: one per core), forked after the seeds, frame models
-    and bridges are built; each worker reads the facts its walks reach from the database.
+    The frame models and BPF helper lists are built in a forked process while this one links; the arches are
+    then checked in `jobs` processes (default: one per core), each reading the facts its walks reach from the
+    database.
     """
     say = progress or (lambda _message: None)
     tree = open_tree(tree_path)
     chosen = auditable_arches(tree.root, arches)
     dotconfig = read_dotconfig(config) if config is not None else None
     started = _now()
-    say("modelling frames")
-    models = build_frame_models(tree.root, db_path, chosen)
     series = kernel_series(tree.version)
     conn = open_existing(db_path).conn
     try:
         seeds = source_seeds(conn, load_sources(series))
     finally:
         conn.close()
-    only = plan(models, seeds) if plan else {}
+    say("modelling frames")
+    planned_models: list[FrameModel] | None = None
+    only: dict[str, set[SeedKey]] = {}
+    if plan:
+        planned_models = build_frame_models(tree.root, db_path, chosen)
+        only = plan(planned_models, seeds)
     missing = sorted(arch for arch in set(chosen) - set(_linked(db_path)) if only.get(arch, True))
-    if missing:  # an arch with no seed to check needs no program
-        say(f"linking {', '.join(missing)}")
-        link_database(db_path, tree.root, missing, changes, jobs)
     bridges = load_bridges(series)
+    lists = dict(helper_lists or {})
+    unlisted = [bridge for bridge in bridges if bridge.kind == "calls_helpers" and bridge.name not in lists
+                and any(only.get(arch, True) for arch in chosen)]
+    # The models and helper lists read only the index's facts: built in a process of their own while this one
+    # links, unless there is nothing to build, one process is all `jobs` allows, or the link writes the very file
+    # they read (in place). The Makefiles' gates, which every arch's link and check reads, are read here first,
+    # so that every process forked from now on inherits them.
+    build_symbols(tree.root)
+    beside = (bool(missing) and (planned_models is None or bool(unlisted)) and (jobs or os.cpu_count() or 1) > 1
+              and not written_in_place(db_path))
+    with fork_call(lambda: _unlinked_needs(db_path, tree.root, chosen, planned_models, unlisted), beside=beside) \
+            as needs:
+        if missing:  # an arch with no seed to check needs no program
+            say(f"linking {', '.join(missing)}")
+            link_database(db_path, tree.root, missing, changes, jobs)
+        models, derived = needs.result()
+    lists.update(derived)
     barriers = frozenset((b.caller, b.function) for b in bridges if b.kind == "no_flow" and b.caller)
     job = _ArchJob(db_path, tree.root, models, bridges, Maintainers.load(tree.root, series), seeds, dotconfig,
-                   barriers, only, dict(helper_lists or {}), helper_walks or {})
+                   barriers, only, lists, helper_walks or {})
     findings: list[dict[str, Any]] = []
     cleans: list[dict[str, Any]] = []
     scopes: list[dict[str, Any]] = []
     walks: dict[str, list[dict[str, Any]]] = {}
-    for arch, outcome, seconds in _check_arches(job, chosen, jobs):
+    for arch, outcome, seconds in fork_map(lambda arch: _check_arch(job, arch), chosen, jobs):
         findings += outcome.findings
         cleans += outcome.cleans
         scopes += [{"arch": arch, "source": source_json(key), "scope": scope.to_json()}
@@ -124,17 +144,17 @@ class _ArchJob:
     dotconfig: dict[str, bool] | None
     barriers: frozenset[tuple[str, str]]
     only: dict[str, set[SeedKey]]  # per arch, the seeds to check (all when the arch is missing)
-    # BPF helper lists by bridge name: generic C, derived once and shared by the arches (filled before forking)
+    # BPF helper lists by bridge name: generic C, derived once and shared by the arches
     helper_lists: dict[str, list[HelperEntry]] = field(default_factory=dict)
     helper_walks: dict[str, list[HelperWalk]] = field(default_factory=dict)  # per arch, known to hold
 
 
-def _check_arches(job: _ArchJob, arches: list[str], jobs: int | None) -> Iterator[ArchResult]:
-    for bridge in job.bridges:  # derived once here rather than in every worker
-        if (bridge.kind == "calls_helpers" and bridge.name not in job.helper_lists
-                and any(job.only.get(arch, True) for arch in arches)):
-            job.helper_lists[bridge.name] = bpf_helpers(job.db_path, job.tree, bridge)
-    return fork_map(lambda arch: _check_arch(job, arch), arches, jobs)
+def _unlinked_needs(db_path: Path, tree: Path, arches: list[str], models: list[FrameModel] | None,
+                    bridges: list[Bridge]) -> tuple[list[FrameModel], dict[str, list[HelperEntry]]]:
+    """What the checks need that no link gives: the frame models of `arches` (unless a plan already needed them)
+    and the helper lists of `bridges` (generic C, derived once for every arch)."""
+    return (build_frame_models(tree, db_path, arches) if models is None else models,
+            {bridge.name: bpf_helpers(db_path, tree, bridge) for bridge in bridges})
 
 
 def _check_arch(job: _ArchJob, arch: str) -> ArchResult:

@@ -71,6 +71,12 @@ def disposable_databases(directory: Path) -> Iterator[None]:
         _DISPOSABLE.reset(token)
 
 
+def written_in_place(target: Path) -> bool:
+    """Whether a FactStore of `target` writes it in place (inside `disposable_databases`) instead of a working copy."""
+    scratch = _DISPOSABLE.get()
+    return scratch is not None and target.resolve().is_relative_to(scratch)
+
+
 def open_existing(path: Path) -> sqlite_utils.Database:
     """Open a database regaudit wrote, refusing anything else with one line."""
     if not path.is_file():
@@ -210,8 +216,7 @@ class FactStore:
         fcntl.flock(self._lock, fcntl.LOCK_EX)
         for stray in target.parent.glob(f"{_TEMP_PREFIX}{target.name}.*"):
             stray.unlink(missing_ok=True)  # left by a killed run
-        scratch = _DISPOSABLE.get()
-        self.durable = scratch is None or not target.resolve().is_relative_to(scratch)
+        self.durable = not written_in_place(target)
         if self.durable:
             fd, name = tempfile.mkstemp(prefix=f"{_TEMP_PREFIX}{target.name}.", dir=target.parent)
             os.close(fd)
