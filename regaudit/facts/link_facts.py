@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -292,27 +292,34 @@ def update_edges(
         "OR call_id NOT IN (SELECT id FROM calls))",
         (arch, json.dumps(sorted(recomputed))),
     )
-    return _record_edges(conn, run_id, arch, edges, calls)
+    _insert_edges(conn, edges)
+    count, resolved = conn.execute(
+        "SELECT count(*), count(DISTINCT call_id) FROM edges WHERE arch = ?", (arch,)
+    ).fetchone()
+    return _record_summary(conn, run_id, arch, calls, resolved, count)
 
 
 def replace_edges(
-    conn: sqlite3.Connection, run_id: int, arch: str, edges: Iterable[Edge], calls: int
+    conn: sqlite3.Connection, run_id: int, arch: str, edges: Sequence[Edge], calls: int
 ) -> tuple[int, int]:
-    """Replace every edge of `arch` by `edges` and record the arch's summary; returns (resolved calls, edges)."""
+    """Replace every edge of `arch` by `edges` and record the arch's summary; returns (resolved calls, edges).
+    Counted from `edges`, not from the table: the link may have deferred its indexes."""
     conn.execute("DELETE FROM edges WHERE arch = ?", (arch,))
-    return _record_edges(conn, run_id, arch, edges, calls)
+    _insert_edges(conn, edges)
+    return _record_summary(conn, run_id, arch, calls, len({edge.call_id for edge in edges}), len(edges))
 
 
-def _record_edges(
-    conn: sqlite3.Connection, run_id: int, arch: str, edges: Iterable[Edge], calls: int
-) -> tuple[int, int]:
-    conn.execute("DELETE FROM link_arches WHERE arch = ?", (arch,))
+def _insert_edges(conn: sqlite3.Connection, edges: Iterable[Edge]) -> None:
     conn.executemany(
         "INSERT INTO edges (arch, call_id, caller_id, callee_id, kind, condition) VALUES (?, ?, ?, ?, ?, ?)",
         ((e.arch, e.call_id, e.caller_id, e.callee_id, e.kind, e.condition) for e in edges),
     )
-    count = conn.execute("SELECT count(*) FROM edges WHERE arch = ?", (arch,)).fetchone()[0]
-    resolved = conn.execute("SELECT count(DISTINCT call_id) FROM edges WHERE arch = ?", (arch,)).fetchone()[0]
+
+
+def _record_summary(
+    conn: sqlite3.Connection, run_id: int, arch: str, calls: int, resolved: int, count: int
+) -> tuple[int, int]:
+    conn.execute("DELETE FROM link_arches WHERE arch = ?", (arch,))
     conn.execute(
         "INSERT INTO link_arches (arch, run_id, calls, resolved_calls, edges) VALUES (?, ?, ?, ?, ?)",
         (arch, run_id, calls, resolved, count),

@@ -246,10 +246,7 @@ class FactStore:
             # so no per-file delete is needed, then drop the secondary indexes until publish.
             for table in (*PER_FILE_TABLES, *CHILD_TABLES, *DERIVED_TABLES, "files", "warnings"):
                 self.conn.execute(f"DELETE FROM {table}")
-            for name, sql in self.conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'index' "
-                                               "AND sql IS NOT NULL").fetchall():
-                self._deferred_indexes.append(sql)
-                self.conn.execute(f"DROP INDEX {name}")
+            self.defer_indexes()
 
     def _max_id(self, table: str) -> int:
         return self.conn.execute(f"SELECT coalesce(max(id), -1) FROM {table}").fetchone()[0]
@@ -303,6 +300,14 @@ class FactStore:
             self.conn.execute("COMMIT")
             self.conn.execute("DETACH DATABASE buffer")
             self.conn.execute("BEGIN")
+
+    def defer_indexes(self, table: str | None = None) -> None:
+        """Drop the secondary indexes of `table` (default: of every table) until `build_indexes`, for a caller about
+        to insert most of its rows: one sort builds an index faster than row-by-row updates."""
+        for name, sql in self.conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT "
+                                           "NULL AND tbl_name = coalesce(?, tbl_name)", (table,)).fetchall():
+            self._deferred_indexes.append(sql)
+            self.conn.execute(f"DROP INDEX {name}")
 
     def build_indexes(self) -> None:
         """Build the secondary indexes a bulk store dropped (publish does it at the latest): the rows added after

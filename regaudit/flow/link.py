@@ -149,7 +149,10 @@ def link_database(db_path: Path, tree_path: str | Path, arches: list[str] | None
             # from the database the working copy was made from; a database written in place is read by the
             # workers themselves, and the edges would lock them out: they wait for the last worker.
             resolved = linker.resolve(chosen, store.snapshot or store.path, jobs)
-            result.arches = [linker.record(run_id, arch) for arch in (resolved if store.snapshot else list(resolved))]
+            for arch in resolved if store.snapshot else list(resolved):
+                if arch.recomputed is None:  # linked anew, after every incremental relink: edges replaced wholesale
+                    store.defer_indexes("edges")
+                result.arches.append(linker.record(run_id, arch))
         link_facts.finish_link_run(store.conn, run_id, _now())
     result.seconds = time.perf_counter() - started
     return result
@@ -226,7 +229,7 @@ class _Linker:
 
     def resolve(self, arches: list[str], db_path: Path, jobs: int | None) -> Iterator[_Resolved]:
         """The edges of each arch: all of them for an arch linked anew, else those of the calls its relink scope
-        reaches. Several arches are resolved in forked processes that read the facts at `db_path` (the database the
+        reaches; the arches relinked come first. Several arches are resolved in forked processes that read the facts at `db_path` (the database the
         working copy was made from, or the working copy while the link run writes no edge)."""
         plans = {arch: self._relink_plan(arch) for arch in arches}
         anew = [arch for arch, plan in plans.items() if plan is None]
