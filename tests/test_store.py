@@ -1,17 +1,21 @@
 """FactStore publishes a working copy renamed over the target, so the previous database is never written; a
 database inside `disposable_databases` (regaudit check's scratch copy, removed with its directory) is written in
 place, without the copy and the fsyncs that make a kept one survive a crash. Facts reach it through FactBuffers,
-one per writing process, whose rows it takes over with their ids renumbered."""
+one per writing process, whose rows it takes over with their ids renumbered. `amended` adds rows in one transaction
+on the database itself: all or nothing, even when its process is killed."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from regaudit.facts.store import FactBuffer, FactStore, disposable_databases
+from regaudit.facts.store import FactBuffer, FactStore, amended, disposable_databases, open_existing
 from regaudit.parse.extract import extract_file
 from regaudit.parse.prepare import load_dialect
 
@@ -90,3 +94,43 @@ def test_facts_of_several_buffers_keep_their_references_when_merged(tmp_path: Pa
 def rows(db: Path, sql: str) -> set[tuple[object, ...]]:
     with sqlite3.connect(db) as conn:
         return set(conn.execute(sql))
+
+
+def warnings_in(target: Path) -> int:
+    return open_existing(target).conn.execute("SELECT count(*) FROM warnings").fetchone()[0]
+
+
+def test_an_amendment_that_fails_leaves_the_database_as_it_was(tmp_path: Path) -> None:
+    target = tmp_path / "facts.db"
+    write_warning(target)
+    with pytest.raises(RuntimeError), amended(target) as conn:
+        conn.execute("INSERT INTO warnings (path, kind, message) VALUES ('b.c', 'encoding', 'x')")
+        raise RuntimeError("the audit failed")
+    assert warnings_in(target) == 1
+    with amended(target) as conn:  # and the lock was let go
+        conn.execute("INSERT INTO warnings (path, kind, message) VALUES ('b.c', 'encoding', 'x')")
+    assert warnings_in(target) == 2
+
+
+def test_an_amendment_killed_midway_is_rolled_back_before_anything_reads_or_copies_the_database(
+        tmp_path: Path) -> None:
+    target = tmp_path / "facts.db"
+    write_warning(target)
+    killed = subprocess.run([sys.executable, "-c", f"""
+import os
+from pathlib import Path
+from regaudit.facts.store import amended
+with amended(Path({str(target)!r})) as conn:
+    conn.execute("PRAGMA cache_size = 1")  # the rows reach the database file before the commit
+    conn.executemany("INSERT INTO warnings (path, kind, message) VALUES (?, 'encoding', 'x')",
+                     [(f"f{{n}}.c",) for n in range(20000)])
+    os._exit(9)
+"""], check=False)
+    assert killed.returncode == 9
+    assert Path(f"{target}-journal").exists()  # a hot journal: the transaction is half in the file
+    copy_source = tmp_path / "copy.db"
+    shutil.copyfile(target, copy_source)
+    shutil.copyfile(f"{target}-journal", f"{copy_source}-journal")
+    assert warnings_in(target) == 1  # a reader sees the database as it was
+    with FactStore(copy_source) as store:  # and so does a copy a FactStore makes
+        assert store.conn.execute("SELECT count(*) FROM warnings").fetchone()[0] == 1

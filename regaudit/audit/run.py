@@ -1,8 +1,8 @@
 """`regaudit audit`'s pipeline after indexing: model the frames, link what is missing, check every arch, publish.
 
-Owns the order of the stages and the one write of an audit: the findings of every arch go into a
-working copy of the database that replaces it only when the whole audit finished (a failed or
-interrupted audit leaves the previous one readable). The JSON document is then read back from the
+Owns the order of the stages and the one write of an audit: the findings of every arch go into the
+database in one transaction once the whole audit finished (a failed or interrupted audit leaves the
+previous one readable). The JSON document is then read back from the
 database (`regaudit.audit.document`), so what is printed is exactly what `regaudit report` shows.
 """
 
@@ -28,7 +28,7 @@ from regaudit.audit.seeds import SourceSeed, source_seeds
 from regaudit.errors import BadInput
 from regaudit.facts import audit_facts
 from regaudit.facts.link_facts import IndexChanges, current_links
-from regaudit.facts.store import FactStore, open_existing, written_in_place
+from regaudit.facts.store import amended, open_existing, written_in_place
 from regaudit.flow.bpf_helpers import HelperEntry, bpf_helpers
 from regaudit.flow.link import link_database
 from regaudit.flow.propagate import arch_program
@@ -118,16 +118,16 @@ def audit_database(db_path: Path, tree_path: str | Path, arches: list[str] | Non
     meta = {"started": started, "tool_version": __version__, "rules_hash": ruleset_hash(), "code_hash": code_hash(),
             "tree_path": str(tree.root), "kernel_version": tree.version, "arches": chosen,
             "config": str(config) if config is not None else None}
-    with FactStore(db_path) as store:
-        audit_id = audit_facts.start_audit(store.conn, meta)
-        audit_facts.add_frame_models(store.conn, audit_id, [model.to_json() for model in models])
-        audit_facts.add_findings(store.conn, audit_id, findings)
-        audit_facts.add_clean(store.conn, audit_id, cleans)
-        audit_facts.add_scopes(store.conn, audit_id, scopes)
-        audit_facts.add_helper_lists(store.conn, audit_id, {name: [entry.to_json() for entry in entries]
-                                                            for name, entries in job.helper_lists.items()})
-        audit_facts.add_helper_walks(store.conn, audit_id, walks)
-        audit_facts.finish_audit(store.conn, audit_id, _now())
+    with amended(db_path) as conn:
+        audit_id = audit_facts.start_audit(conn, meta)
+        audit_facts.add_frame_models(conn, audit_id, [model.to_json() for model in models])
+        audit_facts.add_findings(conn, audit_id, findings)
+        audit_facts.add_clean(conn, audit_id, cleans)
+        audit_facts.add_scopes(conn, audit_id, scopes)
+        audit_facts.add_helper_lists(conn, audit_id, {name: [entry.to_json() for entry in entries]
+                                                      for name, entries in job.helper_lists.items()})
+        audit_facts.add_helper_walks(conn, audit_id, walks)
+        audit_facts.finish_audit(conn, audit_id, _now())
     return load_document(db_path)
 
 

@@ -9,6 +9,11 @@ neither the copy nor the fsyncs that protect a database the user keeps are worth
 that reads facts while it writes reads them through its FactStore's connection (`FactReader`), never
 through a second connection to the target, which an in-place writer may hold locked.
 
+`amended(target)` is the other way to write: one transaction on the database itself, for a stage that adds a
+few rows (an audit's results) and would spend more copying the database than writing them. SQLite's rollback
+journal makes it all or nothing; the transaction of a killed writer is rolled back by the next `open_existing`
+or FactStore, before anything reads or copies the file.
+
 Parsed files' facts do not go through the store's connection: each process that parses writes them into its
 own `FactBuffer` (a scratch SQLite file beside the working copy, numbering ids on its own), and the store
 takes every buffer's rows over in SQL (`merge_buffers`), renumbering the ids past its own.
@@ -34,7 +39,7 @@ from collections.abc import Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Self
+from typing import Self, TextIO
 
 import sqlite_utils
 
@@ -77,11 +82,56 @@ def written_in_place(target: Path) -> bool:
     return scratch is not None and target.resolve().is_relative_to(scratch)
 
 
+@contextlib.contextmanager
+def amended(target: Path) -> Iterator[sqlite3.Connection]:
+    """One transaction on the database `target` itself, for a stage that adds a few rows to it (an audit's results):
+    SQLite's rollback journal makes it all or nothing even if the process is killed, where a FactStore's copy of
+    the whole database would cost more than the rows. Waits for any FactStore or amendment of `target` to end."""
+    if not target.is_file():
+        raise BadInput(f"{target}: no such database")
+    with _writer_lock(target):
+        _check_readable(target)
+        conn = sqlite3.connect(target, isolation_level=None)
+        try:
+            if schema_version(conn) > SCHEMA_VERSION:
+                raise BadInput(f"{target}: written by a newer regaudit")
+            apply_migrations(conn)
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        finally:
+            conn.close()
+
+
+def _writer_lock(target: Path) -> TextIO:
+    """The lock file every writer of `target` holds (FactStore until it publishes, `amended` for its transaction):
+    a second writer waits, so it neither removes the first one's working copy as a stray nor writes over it."""
+    lock = open(target.parent / f".regaudit-lock-{target.name}", "w")  # noqa: SIM115 - the caller closes it
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    return lock
+
+
+def _roll_back_interrupted(path: Path) -> None:
+    """Roll back the transaction of a writer killed inside `amended` (its journal is left beside the database): a
+    read-only connection cannot, and a copy of the file alone would hold half of that transaction."""
+    if Path(f"{path}-journal").exists():
+        conn = sqlite3.connect(path)
+        try:
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        finally:
+            conn.close()
+
+
 def open_existing(path: Path) -> sqlite_utils.Database:
     """Open a database regaudit wrote, refusing anything else with one line."""
     if not path.is_file():
         raise BadInput(f"{path}: no such database")
     try:
+        _roll_back_interrupted(path)
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
         version = schema_version(conn)
         conn.execute("SELECT count(*) FROM runs").fetchone()
@@ -210,10 +260,7 @@ class FactStore:
         self.target = target
         self._buffer_name = f"{_TEMP_PREFIX}{target.name}.buffer-"  # and the process id (BufferSpec)
         target.parent.mkdir(parents=True, exist_ok=True)
-        # One writer per database: a second run waits, so it neither removes the first run's
-        # working copy as a stray nor publishes over it.
-        self._lock = open(target.parent / f".regaudit-lock-{target.name}", "w")  # noqa: SIM115 - held until publish
-        fcntl.flock(self._lock, fcntl.LOCK_EX)
+        self._lock = _writer_lock(target)  # held until publish or discard
         for stray in target.parent.glob(f"{_TEMP_PREFIX}{target.name}.*"):
             stray.unlink(missing_ok=True)  # left by a killed run
         self.durable = not written_in_place(target)
@@ -226,7 +273,7 @@ class FactStore:
         # What the working copy started from, for other processes to read while this store writes it.
         self.snapshot: Path | None = None
         if target.exists() and self.durable:
-            _check_readable(target)
+            _check_readable(target)  # and a transaction a killed `amended` left is rolled back: the copy is whole
             shutil.copyfile(target, self.path)
             self.snapshot = target
         self.conn = sqlite3.connect(self.path, isolation_level=None)
@@ -379,6 +426,7 @@ class FactStore:
 
 def _check_readable(path: Path) -> None:
     try:
+        _roll_back_interrupted(path)
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
         tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         conn.close()

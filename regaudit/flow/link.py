@@ -229,8 +229,9 @@ class _Linker:
 
     def resolve(self, arches: list[str], db_path: Path, jobs: int | None) -> Iterator[_Resolved]:
         """The edges of each arch: all of them for an arch linked anew, else those of the calls its relink scope
-        reaches; the arches relinked come first. Several arches are resolved in forked processes that read the facts at `db_path` (the database the
-        working copy was made from, or the working copy while the link run writes no edge)."""
+        reaches; the arches relinked come first. Several arches are resolved in forked processes that read the facts
+        at `db_path` (the database the working copy was made from, or the working copy while the link run writes no
+        edge)."""
         plans = {arch: self._relink_plan(arch) for arch in arches}
         anew = [arch for arch, plan in plans.items() if plan is None]
         # A relink resolves a few calls: cheaper here than the fork of a process holding every definition.
