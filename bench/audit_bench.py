@@ -5,8 +5,9 @@
 Cold: a fresh database (index, link, frame models, check). After the index: the same on a database that holds a
 fresh index and nothing else (link, frame models, check: what the audit adds to the index). Warm: the same
 database again (the index finds nothing changed, so the stored audit is the answer). Warm --fresh: the same
-with `--fresh` (the links are reused; models and the check run again). Medians of --runs,
-peak RSS of the largest process, and the floor: tree-sitter alone parsing the files the index
+with `--fresh` (the links are reused; models and the check run again). Medians of --runs, wall and CPU (user +
+system of the whole process tree: on N cores no run can take less wall time than its CPU / N), peak RSS of the
+largest process, and the floor: tree-sitter alone parsing the files the index
 selected (bench/index_bench.py's). No thresholds: the figures go into issue notes.
 """
 
@@ -21,24 +22,40 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from index_bench import cold_and_warm, floor_seconds, timed_index
 
 
-def timed_audit(tree: Path, db: Path, arches: str | None, *options: str) -> float:
+@dataclass(frozen=True)
+class Timing:
+    wall: float
+    cpu: float  # user + system seconds of the whole process tree (the index's and the stages' workers included)
+
+
+def timed_audit(tree: Path, db: Path, arches: str | None, *options: str) -> Timing:
     command = [sys.executable, "-m", "regaudit", "audit", str(tree), "--db", str(db), "--format", "json",
                "-o", os.devnull, *options]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.monotonic()
     subprocess.run([*command, *(["--arch", arches] if arches else [])], check=True, stdout=subprocess.DEVNULL)
-    return time.monotonic() - started
+    wall = time.monotonic() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return Timing(wall, after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
 
 
-def _after_index(tree: Path, db: Path, arches: str | None, jobs: int) -> float:
+def _after_index(tree: Path, db: Path, arches: str | None, jobs: int) -> Timing:
     """A cold audit of a database a cold index just wrote: the time the stages after the index take."""
     db.unlink(missing_ok=True)
     timed_index(tree, db, jobs)
     return timed_audit(tree, db, arches)
+
+
+def _summary(timings: list[Timing]) -> str:
+    walls = [timing.wall for timing in timings]
+    return (f"median {statistics.median(walls):.1f} s, CPU {statistics.median(t.cpu for t in timings):.1f} s  "
+            f"(runs: {', '.join(f'{wall:.1f}' for wall in walls)}")
 
 
 def main() -> None:
@@ -60,15 +77,12 @@ def main() -> None:
         conn.close()
         peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
         floor = [floor_seconds(files, args.jobs) for _ in range(args.runs)]
-    cold_median, floor_median = statistics.median(cold), statistics.median(floor)
+    cold_median, floor_median = statistics.median(t.wall for t in cold), statistics.median(floor)
     print(f"tree: {args.tree}   arches: {args.arch or 'all'}   runs: {args.runs}   jobs: {args.jobs}")
-    print(f"cold audit: median {cold_median:.1f} s  (runs: {', '.join(f'{t:.1f}' for t in cold)})")
-    print(f"after the index: median {statistics.median(after_index):.1f} s  "
-          f"(runs: {', '.join(f'{t:.1f}' for t in after_index)}; link, frame models and check of a fresh index)")
-    print(f"warm audit: median {statistics.median(warm):.1f} s  (runs: {', '.join(f'{t:.1f}' for t in warm)}; "
-          f"nothing changed, the stored audit is the answer)")
-    print(f"warm --fresh: median {statistics.median(fresh):.1f} s  (runs: {', '.join(f'{t:.1f}' for t in fresh)}; "
-          f"link reused, models and check run again)")
+    print(f"cold audit: {_summary(cold)})")
+    print(f"after the index: {_summary(after_index)}; link, frame models and check of a fresh index)")
+    print(f"warm audit: {_summary(warm)}; nothing changed, the stored audit is the answer)")
+    print(f"warm --fresh: {_summary(fresh)}; link reused, models and check run again)")
     print(f"floor, raw tree-sitter parse of the same {len(files)} files: {floor_median:.1f} s "
           f"with {args.jobs} processes")
     print(f"cold / floor: {cold_median / floor_median:.1f}x   findings: {findings}")

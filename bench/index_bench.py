@@ -31,6 +31,7 @@ import time
 from collections.abc import Callable
 from multiprocessing import Pool
 from pathlib import Path
+from typing import TypeVar
 
 import tree_sitter
 import tree_sitter_c
@@ -115,7 +116,10 @@ def insert_seconds(db: Path, scratch: Path) -> float:
     return seconds
 
 
-def cold_and_warm(db: Path, runs: int, timed: Callable[[], float]) -> tuple[list[float], list[float]]:
+_Timing = TypeVar("_Timing")
+
+
+def cold_and_warm(db: Path, runs: int, timed: Callable[[], _Timing]) -> tuple[list[_Timing], list[_Timing]]:
     """`runs` timings of `timed` on a fresh database each, then `runs` on the database the last one left."""
     cold = []
     for _ in range(runs):
