@@ -96,6 +96,9 @@ def amended(target: Path) -> Iterator[sqlite3.Connection]:
             if schema_version(conn) > SCHEMA_VERSION:
                 raise BadInput(f"{target}: written by a newer regaudit")
             apply_migrations(conn)
+            if written_in_place(target):  # a disposable database: rollback is all it needs from the journal
+                conn.execute("PRAGMA journal_mode = MEMORY")
+                conn.execute("PRAGMA synchronous = OFF")
             conn.execute("BEGIN IMMEDIATE")
             try:
                 yield conn
