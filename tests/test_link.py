@@ -102,6 +102,21 @@ def test_relinking_one_arch_replaces_only_its_edges(linked_db: Path, tmp_path: P
     assert actual_edges(db, "kernel/callchain.c") == before
 
 
+def edge_indexes(db: Path) -> set[str]:
+    with sqlite3.connect(db) as conn:
+        return {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index' "
+                                                 "AND tbl_name = 'edges'")}
+
+
+def test_edges_linked_anew_are_indexed_once_the_link_is_published(linked_db: Path, tmp_path: Path) -> None:
+    # An arch linked anew inserts its edges with the indexes dropped (FactStore.defer_indexes); publish
+    # builds them again, on a first link and on a relink that replaces one arch's edges alike.
+    db = tmp_path / "copy.db"
+    db.write_bytes(linked_db.read_bytes())
+    link_database(db, FIXTURE, ["x86"])
+    assert edge_indexes(linked_db) == edge_indexes(db) == {"edges_call", "edges_caller", "edges_callee"}
+
+
 def test_a_database_without_an_index_run_is_refused(tmp_path: Path) -> None:
     db = tmp_path / "empty.db"
     FactStore(db).publish()  # the schema, but no index run
