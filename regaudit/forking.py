@@ -1,6 +1,7 @@
 """Work in forked processes for the stages after the index, the one place that forks for them: `fork_map`, a
 pool for per-architecture work (link, check), and `fork_call`, one piece of work done beside the parent's own
-(the frame models and BPF helper lists, while the parent links).
+(the frame models and BPF helper lists, while the parent links). Every forked worker, the index's too, calls
+`ignore_interrupts`: Ctrl-C is the parent's to handle.
 
 The work is a closure inherited through `fork` (never pickled): it may hold anything the parent built,
 except an open SQLite connection, which must not cross a fork — each call opens its own. Results, and an
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 import traceback
 from collections.abc import Callable, Iterator
 from multiprocessing.connection import Connection
@@ -35,10 +37,16 @@ def fork_map(work: Callable[[_Item], _Result], items: list[_Item], jobs: int | N
         raise RuntimeError("fork_map is not reentrant")
     _WORK = work
     try:
-        with multiprocessing.get_context("fork").Pool(workers) as pool:
+        with multiprocessing.get_context("fork").Pool(workers, initializer=ignore_interrupts) as pool:
             yield from pool.imap(_call_inherited, items)
     finally:
         _WORK = None
+
+
+def ignore_interrupts() -> None:
+    """In a forked worker: leave Ctrl-C (SIGINT, which a terminal sends the whole foreground process group) to the
+    parent, which stops its workers itself and says so in one line; a worker would print a traceback of its own."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _call_inherited(item: Any) -> Any:
@@ -97,6 +105,7 @@ class WorkerTraceback(Exception):
 
 
 def _send_outcome(work: Callable[[], Any], send: Connection) -> None:
+    ignore_interrupts()
     try:
         outcome: tuple[bool, Any, str] = (True, work(), "")
     except BaseException as err:  # the parent raises it

@@ -25,6 +25,7 @@ from regaudit import __version__
 from regaudit.errors import BadInput
 from regaudit.facts import link_facts, read, text_facts
 from regaudit.facts.store import BufferSpec, FactBuffer, FactStore
+from regaudit.forking import ignore_interrupts
 from regaudit.parse.extract import extract_file, register_attribute_flags
 from regaudit.parse.prepare import Dialect, load_dialect
 from regaudit.parse.text_scan import (
@@ -345,6 +346,7 @@ _BUFFER: FactBuffer | None = None  # where this worker writes the facts of the f
 
 def _init_worker(tree_root: str, buffers: BufferSpec) -> None:
     global _DIALECT, _BUFFER
+    ignore_interrupts()
     _DIALECT = _dialect(tree_root)
     _BUFFER = buffers.open()
 

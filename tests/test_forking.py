@@ -4,6 +4,7 @@ fork_call: one piece of work forked beside the parent's, its outcome (value or e
 from __future__ import annotations
 
 import os
+import signal
 import time
 from pathlib import Path
 
@@ -60,3 +61,13 @@ def test_leaving_the_block_without_the_result_stops_the_worker(tmp_path: Path) -
         assert worker is not None and worker.is_alive()
     assert not worker.is_alive()
     assert not marker.exists()
+
+
+def test_forked_workers_leave_ctrl_c_to_the_parent() -> None:
+    def ignores_interrupts(_item: object = None) -> bool:
+        return signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+
+    assert list(fork_map(ignores_interrupts, ["x86", "arm64"], jobs=2)) == [True, True]
+    with fork_call(ignores_interrupts) as pending:
+        assert pending.result()
+    assert not ignores_interrupts()  # the parent's own Ctrl-C handling is untouched

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import hashlib
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -244,21 +246,44 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def test_a_killed_run_leaves_the_previous_database_usable(tmp_path: Path) -> None:
+def large_tree_and_small_database(tmp_path: Path) -> tuple[Path, Path]:
+    """A tree that takes seconds to index, and a database indexed from another (small) tree."""
     tree = tree_with(tmp_path, {f"kernel/gen{i}.c": f"int f{i}(struct pt_regs *r) {{ return r->ip + {i}; }}\n" * 300
                                 for i in range(300)})
     db = tmp_path / "facts.db"
     index_tree(make_tree(tmp_path / "small", {"kernel/a.c": "int a(struct pt_regs *r) { return r->cs; }\n"}), db,
                workers=1)
-    before = sha256(db)
-    process = subprocess.Popen([sys.executable, "-m", "regaudit", "index", str(tree), "--db", str(db)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    return tree, db
+
+
+def index_interrupted(tree: Path, db: Path, signal_number: int) -> tuple[subprocess.Popen[str], str]:
+    """`regaudit index` (two worker processes) sent `signal_number`, as a whole process group, after 1.5 s; what
+    it wrote on stderr."""
+    process = subprocess.Popen([sys.executable, "-m", "regaudit", "index", str(tree), "--db", str(db), "-j", "2"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
         process.wait(timeout=1.5)
-        pytest.fail("the index finished before it could be killed; make the tree larger")
+        pytest.fail("the index finished before it could be interrupted; make the tree larger")
     except subprocess.TimeoutExpired:
-        os.killpg(process.pid, 9)
-        process.wait()
+        os.killpg(process.pid, signal_number)
+    return process, process.communicate()[1]
+
+
+def test_ctrl_c_stops_every_process_with_one_line_and_the_database_unchanged(tmp_path: Path) -> None:
+    tree, db = large_tree_and_small_database(tmp_path)
+    before = sha256(db)
+    process, errors = index_interrupted(tree, db, signal.SIGINT)  # what a terminal sends the foreground group
+    assert process.returncode == 130
+    assert errors == "regaudit: interrupted; the database is unchanged\n"  # not one word from the workers
+    time.sleep(0.5)
+    assert subprocess.run(["pgrep", "-g", str(process.pid)], capture_output=True).stdout == b""  # no worker left
+    assert sha256(db) == before
+
+
+def test_a_killed_run_leaves_the_previous_database_usable(tmp_path: Path) -> None:
+    tree, db = large_tree_and_small_database(tmp_path)
+    before = sha256(db)
+    index_interrupted(tree, db, signal.SIGKILL)
     assert sha256(db) == before
     assert rows(db, "PRAGMA integrity_check") == [("ok",)]
     assert rows(db, "SELECT count(*) FROM functions WHERE name = 'a'") == [(1,)]
