@@ -93,21 +93,35 @@ def amended(target: Path) -> Iterator[sqlite3.Connection]:
         _check_readable(target)
         conn = sqlite3.connect(target, isolation_level=None)
         try:
-            if schema_version(conn) > SCHEMA_VERSION:
-                raise BadInput(f"{target}: written by a newer regaudit")
-            apply_migrations(conn)
+            _migrate(conn, target)
             if written_in_place(target):  # a disposable database: rollback is all it needs from the journal
                 conn.execute("PRAGMA journal_mode = MEMORY")
                 conn.execute("PRAGMA synchronous = OFF")
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with _immediate_transaction(conn):
                 yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
         finally:
             conn.close()
+
+
+@contextlib.contextmanager
+def _immediate_transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """`conn` inside one transaction that takes the write lock first (IMMEDIATE): two transactions that read before
+    they write would deadlock, each holding the read lock the other's write waits for. Rolled back if the block
+    raises (Ctrl-C too)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def _migrate(conn: sqlite3.Connection, target: Path) -> None:
+    """Bring a database this regaudit writes to its schema; BadInput for one a newer regaudit wrote."""
+    if schema_version(conn) > SCHEMA_VERSION:
+        raise BadInput(f"{target}: written by a newer regaudit")
+    apply_migrations(conn)
 
 
 def _writer_lock(target: Path) -> TextIO:
@@ -237,18 +251,10 @@ class FactBuffer:
         offsets = tuple(shifts.values())
         self.conn.executemany(sql, [(*row, *offsets) for row in rows] if offsets else rows)
 
-    @contextlib.contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """The buffer's connection inside one transaction (also for rows other modules own: text facts). It
-        takes the write lock first (IMMEDIATE), as `merge_buffers` does: two transactions that read before they
-        write would deadlock, each holding the read lock the other's write waits for."""
-        self.conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield self.conn
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
-        self.conn.execute("COMMIT")
+    def transaction(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        """The buffer's connection inside one transaction (also for rows other modules own: text facts), which
+        takes the write lock first, as `merge_buffers` does (see `_immediate_transaction`)."""
+        return _immediate_transaction(self.conn)
 
     def close(self) -> None:
         self.conn.close()
@@ -284,9 +290,7 @@ class FactStore:
         self.conn.execute("PRAGMA journal_mode = OFF")
         self.conn.execute("PRAGMA synchronous = OFF")
         self.db = sqlite_utils.Database(self.conn)
-        if schema_version(self.conn) > SCHEMA_VERSION:
-            raise BadInput(f"{target}: written by a newer regaudit")
-        apply_migrations(self.conn)
+        _migrate(self.conn, target)
         self.conn.execute("BEGIN")
         self._next_id = {table: self._max_id(table) + 1 for table in _ID_TABLES}
         self._deferred_indexes: list[str] = []
