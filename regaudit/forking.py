@@ -29,8 +29,8 @@ _WORK: Callable[[Any], Any] | None = None  # set in the parent before forking; t
 def fork_map(work: Callable[[_Item], _Result], items: list[_Item], jobs: int | None = None) -> Iterator[_Result]:
     """`work(item)` for every item, in item order, in up to `jobs` processes (default: one per core)."""
     global _WORK
-    workers = min(jobs or os.cpu_count() or 1, len(items))
-    if workers <= 1 or "fork" not in multiprocessing.get_all_start_methods():
+    workers = min(_processes(jobs), len(items))
+    if workers <= 1 or not _can_fork():
         yield from map(work, items)
         return
     if _WORK is not None:
@@ -95,9 +95,18 @@ class Pending(Generic[_Result]):
             self._receive.close()
 
 
-def fork_call(work: Callable[[], _Result], *, beside: bool = True) -> Pending[_Result]:
-    """`work()` in a forked process while the parent goes on (in this process, when asked for, if not `beside`)."""
-    return Pending(work, beside and "fork" in multiprocessing.get_all_start_methods())
+def fork_call(work: Callable[[], _Result], jobs: int | None = None, *, beside: bool = True) -> Pending[_Result]:
+    """`work()` in a forked process while the parent goes on; in this process, when its result is asked for, if not
+    `beside`, or if `jobs` (default: one per core) allows a single process."""
+    return Pending(work, beside and _processes(jobs) > 1 and _can_fork())
+
+
+def _processes(jobs: int | None) -> int:
+    return jobs or os.cpu_count() or 1
+
+
+def _can_fork() -> bool:
+    return "fork" in multiprocessing.get_all_start_methods()
 
 
 class WorkerTraceback(Exception):

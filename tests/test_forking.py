@@ -46,9 +46,10 @@ def test_what_the_call_raises_is_raised_by_result_with_the_worker_traceback() ->
     assert "fails" in str(raised.value.__cause__)
 
 
-def test_a_call_not_beside_runs_here_when_its_result_is_asked_for() -> None:
+@pytest.mark.parametrize(("jobs", "beside"), [(2, False), (1, True)])
+def test_a_call_not_beside_or_with_one_job_runs_here_when_its_result_is_asked_for(jobs: int, beside: bool) -> None:
     calls: list[int] = []
-    with fork_call(lambda: calls.append(os.getpid()) or len(calls), beside=False) as pending:
+    with fork_call(lambda: calls.append(os.getpid()) or len(calls), jobs, beside=beside) as pending:
         assert calls == []
         assert pending.result() == 1
     assert calls == [os.getpid()]

@@ -8,7 +8,6 @@ database (`regaudit.audit.document`), so what is printed is exactly what `regaud
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -90,10 +89,9 @@ def audit_database(db_path: Path, tree_path: str | Path, arches: list[str] | Non
     # they read (in place). The Makefiles' gates, which every arch's link and check reads, are read here first,
     # so that every process forked from now on inherits them.
     build_symbols(tree.root)
-    beside = (bool(missing) and (planned_models is None or bool(unlisted)) and (jobs or os.cpu_count() or 1) > 1
-              and not written_in_place(db_path))
-    with fork_call(lambda: _unlinked_needs(db_path, tree.root, chosen, planned_models, unlisted), beside=beside) \
-            as needs:
+    beside = bool(missing) and (planned_models is None or bool(unlisted)) and not written_in_place(db_path)
+    with fork_call(lambda: _unlinked_needs(db_path, tree.root, chosen, planned_models, unlisted), jobs,
+                   beside=beside) as needs:
         if missing:  # an arch with no seed to check needs no program
             say(f"linking {', '.join(missing)}")
             link_database(db_path, tree.root, missing, changes, jobs)
