@@ -9,12 +9,18 @@ programs only under `#ifdef CONFIG_BPF_KPROBE_OVERRIDE`; its helper writes the f
 from __future__ import annotations
 
 import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
-from kernel_trees import kernel_tree, private_db
+from kernel_trees import index_copy, kernel_tree, private_db
 
 from regaudit.audit import run as audit_run
 from regaudit.cli import main
@@ -119,3 +125,27 @@ def test_bad_input_is_one_line_and_exit_2(db: Path, args: list[str], message: st
     assert result.exit_code == 2
     assert message in result.output and len(result.output.strip().splitlines()) == 1
     assert db.read_bytes() == before
+
+
+def test_ctrl_c_while_linking_and_checking_prints_one_line_and_leaves_no_link_and_no_audit(tmp_path: Path) -> None:
+    """The audit's stages fork link and check workers and a process beside the link (frame models, helper lists): a
+    Ctrl-C reaches them all (the terminal signals the whole group); only regaudit's own line may be printed."""
+    db = index_copy("7.3", tmp_path / "linux-7.3.db")
+    process = subprocess.Popen([sys.executable, "-m", "regaudit", "audit", str(kernel_tree("7.3")), "--db", str(db),
+                                "--format", "json", "-o", os.devnull, "-j", "2"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        process.wait(timeout=2.5)  # the unchanged index takes ~1 s, linking six arches ~2 s more
+        pytest.fail("the audit finished before it could be interrupted")
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGINT)
+    errors = process.communicate()[1]
+    assert process.returncode == 130
+    assert errors == "regaudit: interrupted; the database is unchanged\n"
+    time.sleep(0.5)
+    assert subprocess.run(["pgrep", "-g", str(process.pid)], capture_output=True).stdout == b""
+    conn = sqlite3.connect(db)
+    assert conn.execute("SELECT count(*) FROM edges").fetchone() == (0,)
+    assert conn.execute("SELECT count(*) FROM audits").fetchone() == (0,)
+    assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    conn.close()
