@@ -2,13 +2,14 @@
 
     python bench/audit_bench.py TREE [--runs 3] [--jobs N] [--arch A,B]
 
-Cold: a fresh database (index, link, frame models, check). After the index: the same on a database that holds a
-fresh index and nothing else (link, frame models, check: what the audit adds to the index). Warm: the same
-database again (the index finds nothing changed, so the stored audit is the answer). Warm --fresh: the same
-with `--fresh` (the links are reused; models and the check run again). Medians of --runs, wall and CPU (user +
-system of the whole process tree: on N cores no run can take less wall time than its CPU / N), peak RSS of the
-largest process, and the floor: tree-sitter alone parsing the files the index
-selected (bench/index_bench.py's). No thresholds: the figures go into issue notes.
+Cold: a fresh database (index of generic code and the audited arches' arch/ directories, link, frame models,
+check). After the index: the same on a database that holds a fresh index of the same arches and nothing else
+(link, frame models, check: what the audit adds to the index). Warm: the same database again (the index finds
+nothing changed, so the stored audit is the answer). Warm --fresh: the same with `--fresh` (the links are
+reused; models and the check run again). Medians of --runs, wall and CPU (user + system of the whole process
+tree: on N cores no run can take less wall time than its CPU / N), peak RSS of the largest process, and the
+floor: tree-sitter alone parsing the files the index selected (bench/index_bench.py's). No thresholds: the
+figures go into issue notes.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from index_bench import cold_and_warm, floor_seconds, timed_index
+
+from regaudit.arch.catalogue import modelled_arches
 
 
 @dataclass(frozen=True)
@@ -46,9 +49,10 @@ def timed_audit(tree: Path, db: Path, arches: str | None, *options: str) -> Timi
 
 
 def _after_index(tree: Path, db: Path, arches: str | None, jobs: int) -> Timing:
-    """A cold audit of a database a cold index just wrote: the time the stages after the index take."""
+    """A cold audit of a database a cold index of the same arches just wrote: the time the stages after the index
+    take."""
     db.unlink(missing_ok=True)
-    timed_index(tree, db, jobs)
+    timed_index(tree, db, jobs, arches or ",".join(modelled_arches(tree)))
     return timed_audit(tree, db, arches)
 
 

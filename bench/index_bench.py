@@ -41,10 +41,10 @@ from regaudit.parse.text_scan import GREP_ENV
 from regaudit.tree import open_tree, walk_sources
 
 
-def timed_index(tree: Path, db: Path, jobs: int) -> float:
+def timed_index(tree: Path, db: Path, jobs: int, arches: str | None = None) -> float:
     started = time.monotonic()
-    subprocess.run([sys.executable, "-m", "regaudit", "index", str(tree), "--db", str(db), "-j", str(jobs)],
-                   check=True, stdout=subprocess.DEVNULL)
+    subprocess.run([sys.executable, "-m", "regaudit", "index", str(tree), "--db", str(db), "-j", str(jobs),
+                    *(["--arch", arches] if arches else [])], check=True, stdout=subprocess.DEVNULL)
     return time.monotonic() - started
 
 

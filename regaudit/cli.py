@@ -86,13 +86,16 @@ def indexed(tree: str, db_path: Path | None, console: Console, **options: Any) -
               help="'fixpoint': only files that can carry pt_regs (sound, see docs); 'all': every .c/.h file.")
 @click.option("--jobs", "-j", type=click.IntRange(min=1), default=None,
               help="Parser processes [default: one per core].")
+@click.option("--arch", "arches", metavar="A[,B]",
+              help="Index the C files under arch/ of these arches only, besides generic code [default: every "
+                   "arch]. Arches the database already holds stay.")
 @_handle_errors
-def index(tree: str, db_path: Path | None, prefilter: str, jobs: int | None) -> None:
+def index(tree: str, db_path: Path | None, prefilter: str, jobs: int | None, arches: str | None) -> None:
     """Parse TREE into a SQLite fact database (incremental: unchanged files are reused)."""
     from regaudit.facts.read import table_counts
 
     console = Console()
-    result = indexed(tree, db_path, console, prefilter=prefilter, workers=jobs)
+    result = indexed(tree, db_path, console, arches=split_arches(arches), prefilter=prefilter, workers=jobs)
     console.index_summary(result, table_counts(result.db))
 
 
@@ -103,11 +106,14 @@ def index(tree: str, db_path: Path | None, prefilter: str, jobs: int | None) -> 
 @_handle_errors
 def link(tree: str, arches: str | None, db_path: Path | None) -> None:
     """Resolve calls per architecture (direct, macro, __weak override, function pointer) into `edges`."""
+    from regaudit.arch.catalogue import modelled_arches
     from regaudit.flow.link import link_database
+    from regaudit.tree import open_tree
 
     console = Console()
-    db = indexed(tree, db_path, console).db
-    result = link_database(db, tree, split_arches(arches))
+    chosen = split_arches(arches) or modelled_arches(open_tree(tree).root)
+    db = indexed(tree, db_path, console, arches=chosen).db
+    result = link_database(db, tree, chosen)
     for arch in result.arches:
         click.echo(f"{arch.arch}: {arch.resolved_calls} of {arch.calls} calls resolved, {arch.edges} edges "
                    f"({arch.seconds:.1f} s)")
@@ -154,10 +160,13 @@ def frames(tree: str, arches: str | None, output: str, db_path: Path | None) -> 
     """Show which pt_regs members each ftrace path fills in TREE, per arch, producer and context."""
     from regaudit.arch.frames_report import frames_json, frames_table, frames_text
     from regaudit.arch.producers import build_frame_models
+    from regaudit.audit.run import auditable_arches
+    from regaudit.tree import open_tree
 
     console = Console()
-    db = indexed(tree, db_path, console).db
-    models = build_frame_models(tree, db, split_arches(arches))
+    chosen = auditable_arches(open_tree(tree).root, split_arches(arches))
+    db = indexed(tree, db_path, console, arches=chosen).db
+    models = build_frame_models(tree, db, chosen)
     if output == "json":
         click.echo(frames_json(models))
     elif console.rich.is_terminal:
@@ -186,13 +195,12 @@ def frames(tree: str, arches: str | None, output: str, db_path: Path | None) -> 
 def audit(tree: str, arches: str | None, config: Path | None, output: str, output_file: Path | None,
           fail_on_findings: bool, no_color: bool, fresh: bool, jobs: int | None, db_path: Path | None) -> None:
     """Index, link, model and check TREE: consumers reading pt_regs members a sparse ftrace frame left unpopulated."""
-    from regaudit.audit.run import audit_database, auditable_arches, check_request, stored_audit
+    from regaudit.audit.run import audit_database, check_request, stored_audit
 
-    check_request(tree, split_arches(arches), config)
+    chosen = check_request(tree, split_arches(arches), config)
     console = Console()
-    index = indexed(tree, db_path, console, workers=jobs)
+    index = indexed(tree, db_path, console, arches=chosen, workers=jobs)
     progress = console.stage if sys.stderr.isatty() else None
-    chosen = auditable_arches(index.tree.root, split_arches(arches))
     document = None if config is not None or fresh else stored_audit(index.db, index.tree, chosen, exact=True)
     if document is not None and progress:
         progress("nothing changed since the stored audit: reusing it (--fresh runs it again)")

@@ -3,18 +3,20 @@
 Orchestrates the prefilter fixpoint, parallel parsing (a process pool, one worker per core; each worker
 writes the facts of the files it parses into its own FactBuffer, which the store takes over), reuse of facts
 by content hash, the text facts of every file (regaudit.parse.text_scan, recomputed by every run that finds
-the tree changed), and the atomic publish of the database. It decides nothing about C syntax (parse/) or
-SQL (facts/).
+the tree changed), and the atomic publish of the database. Also owns the index's scope: which arches' arch/
+directories it holds the C files of (an audit indexes only those it audits). It decides nothing about C syntax
+(parse/) or SQL (facts/).
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import multiprocessing
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from multiprocessing.pool import AsyncResult
@@ -22,6 +24,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from regaudit import __version__
+from regaudit.arch.kconfig import list_arches
 from regaudit.errors import BadInput
 from regaudit.facts import link_facts, read, text_facts
 from regaudit.facts.store import BufferSpec, FactBuffer, FactStore
@@ -41,7 +44,7 @@ from regaudit.parse.text_scan import (
 from regaudit.prefilter import FRAME_STRUCTS, SEED_TOKENS, TokenCandidate, new_tokens, stop_tokens, token_hints
 from regaudit.resources import content_hash, data_dir
 from regaudit.token_scan import UNREADABLE, Occurrence, first_occurrences, matcher, names_a_token
-from regaudit.tree import EXCLUDED_TOP_DIRS, KernelTree, SourceFile, arch_of, open_tree, walk_sources
+from regaudit.tree import EXCLUDED_TOP_DIRS, KernelTree, SourceFile, arch_of, in_scope, open_tree, walk_sources
 
 # Files larger than this are generated register tables, never pt_regs code; reading them into
 # tree-sitter would cost more than the rest of the tree.
@@ -72,6 +75,7 @@ class IndexResult:
     seconds: float = 0.0
     warnings: list[tuple[str, str, str]] = field(default_factory=list)
     changes: link_facts.IndexChanges | None = None  # what an overlay changed, for an incremental link
+    arches: tuple[str, ...] | None = None  # the scope: arches whose arch/<arch>/ C files it holds (None: all)
 
 
 @dataclass(frozen=True)
@@ -86,18 +90,23 @@ class _Parsed:
     extraction_warnings: tuple[tuple[str, str], ...] = ()  # (kind, message) of its `warnings` rows
 
 
-def index_tree(tree_path: str | os.PathLike[str], db_path: Path, *, prefilter: str = "fixpoint",
-               workers: int | None = None, progress: Progress | None = None) -> IndexResult:
-    """Index `tree_path` into `db_path`, reusing facts of unchanged files. Atomic: see FactStore."""
+def index_tree(tree_path: str | os.PathLike[str], db_path: Path, *, arches: Collection[str] | None = None,
+               prefilter: str = "fixpoint", workers: int | None = None,
+               progress: Progress | None = None) -> IndexResult:
+    """Index `tree_path` into `db_path`, reusing facts of unchanged files. Atomic: see FactStore.
+
+    `arches`: hold the C files of arch/<arch>/ for these arches only, besides generic code (default: every arch).
+    The scope only grows: the arches the database held stay held (`_scope`)."""
     started = time.monotonic()
     started_at = _now()
     tree = open_tree(tree_path)
     matcher()  # a bad REGAUDIT_MATCHER is bad input before any work
     result = IndexResult(db=db_path, tree=tree)
-    sources, symlinks, build_files = walk_sources(tree)
-    query_hash = _query_hash(tree)
     previous = read.previous_index(db_path) if db_path.exists() else None
-    if previous and previous.matches(tree, query_hash, prefilter, sources, build_files):
+    result.arches = _scope(tree, arches, previous)
+    sources, symlinks, build_files = walk_sources(tree, result.arches)
+    query_hash = _query_hash(tree)
+    if previous and previous.matches(tree, query_hash, prefilter, result.arches, sources, build_files):
         result.unchanged = True
         read.record_unchanged_run(db_path, _run_row(tree, started_at, result, query_hash, prefilter,
                                                     previous.token_count))
@@ -160,14 +169,15 @@ def index_overlay(tree_path: str | os.PathLike[str], db_path: Path, files: dict[
             result.files_removed += path in previous.files
         with contextlib.closing(store.buffers.open()) as buffer:
             for path, data in sorted(files.items()):
-                if _walked(path) and (path in previous.files or names_a_token(data, tokens)):
+                if _walked(path, previous.arches) and (path in previous.files or names_a_token(data, tokens)):
                     parsed = _parse_data(SourceFile(path, len(data), 0), data, None, dialect, buffer)
                     _store_parsed(store, parsed, result)
                     result.files_removed += parsed.outcome == "failed" and path in previous.files
         store.merge_buffers()
-        text = merged(scan_data(path, data) for path, data in files.items() if _walked(path))
+        text = merged(scan_data(path, data) for path, data in files.items() if _walked(path, previous.arches))
         text_facts.replace_files(store.conn, [*files, *removed], text)
         store.invalidate_derived(keep_links=True)
+        result.arches = previous.arches
         run = _run_row(tree, started_at, result, previous.query_hash, previous.prefilter, previous.token_count)
         run_id = store.db["runs"].insert(run).last_pk
         result.changes = link_facts.IndexChanges(int(run_id), frozenset([*files, *removed]), before)
@@ -175,10 +185,30 @@ def index_overlay(tree_path: str | os.PathLike[str], db_path: Path, files: dict[
     return result
 
 
-def _walked(path: str) -> bool:
-    """Whether `walk_sources` considers `path`: a .c/.h file below a top directory it does not exclude."""
+def _scope(tree: KernelTree, requested: Collection[str] | None,
+           previous: read.PreviousIndex | None) -> tuple[str, ...] | None:
+    """The arches whose C files the index holds (None: every arch): `requested`, and those the database held
+    for this tree, so that indexing fewer arches never drops facts a later command would need again."""
+    if requested is None:
+        return None
+    present = list_arches(tree.root)
+    unknown = sorted(set(requested) - set(present))
+    if unknown:
+        raise BadInput(f"{tree.root}: no arch {', '.join(unknown)} (it has {', '.join(present)})")
+    held: Collection[str] = ()
+    if previous is not None and previous.tree_path == str(tree.root):
+        if previous.arches is None:
+            return None
+        held = previous.arches
+    return tuple(sorted({*requested, *held}))
+
+
+def _walked(path: str, arches: tuple[str, ...] | None) -> bool:
+    """Whether `walk_sources` of the scope `arches` considers `path`: a .c/.h file below a top directory it does
+    not exclude, and not under arch/<arch>/ for an arch out of scope."""
     top, _, rest = path.partition("/")
-    return bool(rest) and top not in EXCLUDED_TOP_DIRS and path.endswith((".c", ".h"))
+    return (bool(rest) and top not in EXCLUDED_TOP_DIRS and path.endswith((".c", ".h"))
+            and in_scope(arch_of(path), arches))
 
 
 class _Occurrences:
@@ -457,7 +487,8 @@ def _run_row(tree: KernelTree, started_at: str, result: IndexResult, query_hash:
             "kernel_version": tree.version, "started": started_at, "finished": _now(),
             "files_parsed": result.files_parsed, "files_reused": result.files_reused,
             "files_removed": result.files_removed, "files_warned": result.files_warned,
-            "query_hash": query_hash, "prefilter": prefilter, "prefilter_tokens": tokens}
+            "query_hash": query_hash, "prefilter": prefilter, "prefilter_tokens": tokens,
+            "arches": None if result.arches is None else json.dumps(result.arches)}
 
 
 def _now() -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from pathlib import Path
@@ -85,10 +86,12 @@ class TreeFiles(NamedTuple):
     build_files: list[SourceFile]  # files later stages read as text besides the C (see `is_build_file`)
 
 
-def walk_sources(tree: KernelTree) -> TreeFiles:
+def walk_sources(tree: KernelTree, arches: Collection[str] | None = None) -> TreeFiles:
     """Every .c/.h file of the tree outside EXCLUDED_TOP_DIRS, sorted by path, the symlinks seen, and the
     build files (`is_build_file`) of the same directories and of the top one.
 
+    `arches`: the index's scope (`in_scope`); the .c/.h files under arch/<other>/ are left out, but not its build
+    files, which every arch's link reads (`kconfig.foreign_symbols` reads other arches' Kconfig files).
     Symlinks are never followed (a symlink loop cannot hang the walk, and a link out of the tree is
     not read): symlinked .c/.h files are returned separately so the index can warn about them.
     Unreadable directories are skipped silently: the files in them cannot be listed.
@@ -98,15 +101,20 @@ def walk_sources(tree: KernelTree) -> TreeFiles:
     build: list[SourceFile] = []
     prefix = len(str(tree.root)) + 1
     top = _scandir(str(tree.root))
-    stack = [entry.path for entry in top if entry.is_dir(follow_symlinks=False) and entry.name not in EXCLUDED_TOP_DIRS]
+    stack = [(entry.path, True) for entry in top
+             if entry.is_dir(follow_symlinks=False) and entry.name not in EXCLUDED_TOP_DIRS]
     for entry in top:
         if is_build_file(entry.name) and entry.is_file(follow_symlinks=False):
             _add(build, entry.path, prefix)
+    arch_dir = f"{tree.root}/arch"
     while stack:
-        for entry in _scandir(stack.pop()):
+        directory, sources = stack.pop()
+        for entry in _scandir(directory):
             if entry.is_dir(follow_symlinks=False):
-                stack.append(entry.path)
+                stack.append((entry.path, sources and (directory != arch_dir or in_scope(entry.name, arches))))
             elif entry.name.endswith((".c", ".h")):
+                if not sources:
+                    continue
                 if entry.is_symlink():
                     links.append(entry.path[prefix:])
                 elif entry.is_file(follow_symlinks=False):
@@ -116,6 +124,11 @@ def walk_sources(tree: KernelTree) -> TreeFiles:
     found.sort()  # by path: no two files share one
     build.sort()
     return TreeFiles(found, sorted(links), build)
+
+
+def in_scope(arch: str, arches: Collection[str] | None) -> bool:
+    """Whether an index of `arches` (None: every arch) holds the C files of `arch` ('generic' is always held)."""
+    return arches is None or arch == "generic" or arch in arches
 
 
 def is_build_file(name: str) -> bool:

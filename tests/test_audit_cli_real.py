@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from audits import audited as audited_tree
 from click.testing import CliRunner, Result
 from kernel_trees import index_copy, kernel_tree, private_db
 
@@ -88,6 +89,25 @@ def test_an_audit_of_an_unchanged_tree_is_the_stored_one_unless_fresh(db: Path, 
     assert (json.loads(again.output), audits) == (audited, [])
     fresh = run("audit", tree, "--db", str(db), "--arch", "x86", "--format", "json", "--fresh")
     assert (json.loads(fresh.output), audits) == (audited, [["x86"]])
+
+
+def test_a_cold_audit_of_one_arch_indexes_only_that_arch_and_finds_what_the_whole_index_finds(
+        tmp_path: Path) -> None:
+    """The audit indexes generic code and arch/x86/ only; other arches' C files cannot be in x86's program, so its
+    findings, clean entries and frames are those of the audit of the index of every arch (tests/audits.py)."""
+    db = tmp_path / "x86.db"
+    result = run("audit", str(kernel_tree("7.3")), "--db", str(db), "--arch", "x86", "--format", "json")
+    assert result.exit_code == 0, result.output
+    scoped = json.loads(result.output)
+    with sqlite3.connect(db) as conn:
+        arches = {arch for (arch,) in conn.execute("SELECT DISTINCT arch FROM files")}
+        sources = conn.execute("SELECT count(*) FROM sources WHERE path LIKE 'arch/%' "
+                               "AND path NOT LIKE 'arch/x86/%'").fetchone()
+    assert arches == {"generic", "x86"} and sources == (0,)
+    _db, whole = audited_tree("7.3")
+    for key in ("findings", "clean", "frames"):
+        assert scoped[key] == [entry for entry in whole[key] if entry["arch"] == "x86"], key
+    assert scoped["findings"]
 
 
 def test_fail_on_findings_exits_1(db: Path) -> None:

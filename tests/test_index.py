@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from db_rows import rows
 from fake_tree import make_tree
 
 import regaudit.index as index_module
@@ -41,14 +42,6 @@ def tree_with(tmp_path: Path, extra: dict[str, str | bytes] | None = None) -> Pa
     files: dict[str, str | bytes] = {"include/linux/perf_event.h": HEADER, "kernel/events/consumer.c": CONSUMER,
                                      "drivers/misc/unrelated.c": UNRELATED}
     return make_tree(tmp_path / "linux", files | (extra or {}))
-
-
-def rows(db: Path, sql: str) -> list[tuple]:
-    conn = sqlite3.connect(db)
-    try:
-        return conn.execute(sql).fetchall()
-    finally:
-        conn.close()
 
 
 def test_prefilter_follows_struct_members_to_a_fixpoint(tmp_path: Path) -> None:
@@ -155,7 +148,8 @@ def test_a_database_from_before_build_files_were_kept_is_indexed_again_and_migra
     db = tmp_path / "facts.db"
     index_tree(tree, db, workers=1)
     conn = sqlite3.connect(db)  # as schema 9 left it
-    conn.executescript("DROP TABLE build_files; ALTER TABLE audits DROP COLUMN code_hash; PRAGMA user_version = 9;")
+    conn.executescript("DROP TABLE build_files; ALTER TABLE audits DROP COLUMN code_hash; "
+                       "ALTER TABLE runs DROP COLUMN arches; PRAGMA user_version = 9;")
     conn.close()
     result = index_tree(tree, db, workers=1)
     assert not result.unchanged and result.files_parsed == 0

@@ -63,3 +63,17 @@ def test_only_the_given_files_are_reindexed_into_the_copy(tmp_path: Path) -> Non
                                       "kernel/b.c"}
     assert result.changes.before.names == {"a", "b"}
     assert hashlib.sha256(base.read_bytes()).hexdigest() == before
+
+
+def test_a_file_of_an_arch_the_index_does_not_hold_stays_out(tmp_path: Path) -> None:
+    tree = make_tree(tmp_path / "linux", {**FILES, "arch/mips/Kconfig": "config MIPS\n\tdef_bool y\n"})
+    db = tmp_path / "facts.db"
+    index_tree(tree, db, arches=["x86"])
+    result = index_overlay(tree, db, {
+        "arch/mips/kernel/m.c": b"int m(struct pt_regs *r) { return r->cp0_epc; }\n",  # names pt_regs, out of scope
+        "arch/mips/include/asm/m.h": b"#define MIPS_MASK 0x1f\n",
+        "arch/x86/kernel/k.c": b"int k(struct pt_regs *r) { return r->flags; }\n",
+    }, removed=[])
+    assert set(members(db)) == {"kernel/a.c", "kernel/b.c", "arch/x86/kernel/k.c"}
+    assert result.files_parsed == 1 and rows(db, "header_defines") == 0
+    assert result.arches == ("x86",)

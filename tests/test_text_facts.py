@@ -6,11 +6,10 @@ Real-tree agreement with a grep of the whole tree is in test_text_facts_real.py.
 from __future__ import annotations
 
 import shutil
-import sqlite3
-from contextlib import closing
 from pathlib import Path
 
 import pytest
+from db_rows import rows
 from fake_tree import make_tree
 
 from regaudit.facts.text_facts import TextFacts
@@ -50,11 +49,6 @@ FILES: dict[str, str | bytes] = {
     "tools/lib/bpf/user.c": "struct bpf_func_proto tool_proto = { };\n",  # a top directory the index skips
     "include/linux/bpf.h": "const struct bpf_func_proto *declared_only(int id);\n",  # .h: not a proto file
 }
-
-
-def rows(db: Path, sql: str) -> list[tuple]:
-    with closing(sqlite3.connect(db)) as conn:
-        return conn.execute(sql).fetchall()
 
 
 @pytest.fixture

@@ -89,12 +89,14 @@ def build_frame_models(
         indexed = facts.kernel_version()
         if indexed and indexed != tree.version:
             raise BadInput(f"{db_path}: indexed from Linux {indexed}, but {tree.root} is {tree.version}")
+        chosen = sorted(arches or set(rules) & set(list_arches(tree.root)))
+        facts.require_arches(db_path, chosen)
         series = kernel_series(tree.version)
         catalogue = load_catalogue(series)
         drift = _drift_by_entry(tree.root, tree.version, [*rules.values(), *load_rules("producers")])
         read_lines = _line_reader(tree.root)
         models: list[FrameModel] = []
-        for arch in sorted(arches or set(rules) & set(list_arches(tree.root))):
+        for arch in chosen:
             site = _ArchSite.load(tree.root, arch, facts, catalogue, read_lines)
             models += _arch_models(site, rules[arch], series, catalogue, drift)
     return sorted(models, key=lambda m: (m.arch, m.context, PRODUCERS.index(m.producer), m.trampoline))

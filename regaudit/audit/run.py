@@ -190,11 +190,13 @@ def stored_audit(db_path: Path, tree: KernelTree, arches: list[str], exact: bool
     return load_document(db_path) if same else None
 
 
-def check_request(tree_path: str | Path, arches: list[str] | None, config: Path | None) -> None:
-    """BadInput for a request the audit would refuse, before anything (the index) touches the database."""
-    auditable_arches(open_tree(tree_path).root, arches)
+def check_request(tree_path: str | Path, arches: list[str] | None, config: Path | None) -> list[str]:
+    """The arches to audit (`auditable_arches`), which the index must hold; BadInput for a request the audit would
+    refuse, before anything (the index) touches the database."""
+    chosen = auditable_arches(open_tree(tree_path).root, arches)
     if config is not None:
         read_dotconfig(config)
+    return chosen
 
 
 def auditable_arches(tree: Path, arches: list[str] | None) -> list[str]:

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import functools
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
+from regaudit.facts.read import require_indexed
 from regaudit.facts.store import FactReader
 
 
@@ -206,6 +207,10 @@ class ArchFacts(FactReader):
     def __init__(self, db: Path | sqlite3.Connection) -> None:
         super().__init__(db)
         self._memo: dict[tuple[Any, ...], Any] = {}
+
+    def require_arches(self, db_path: Path, arches: Collection[str]) -> None:
+        """BadInput unless the last index run holds the C files of `arches` (`read.require_indexed`)."""
+        require_indexed(self._conn, db_path, arches)
 
     def kernel_version(self) -> str:
         """Version of the tree the last finished index run read, e.g. '7.3.4'."""

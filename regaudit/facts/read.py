@@ -2,7 +2,8 @@
 
 Later stages get their own intent-level facades; this module only answers what `index` needs to
 decide what to reuse, and writes the small bookkeeping tables it owns (`sources`, `build_files`,
-`prefilter_tokens`).
+`prefilter_tokens`). It also owns the index's scope (`runs.arches`), which later stages check before they read
+an arch's facts (`require_indexed`).
 """
 
 from __future__ import annotations
@@ -13,9 +14,11 @@ from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from regaudit.errors import BadInput
+from regaudit.facts.schema import SCHEMA_VERSION, schema_version
 from regaudit.facts.store import open_existing
 from regaudit.prefilter import TokenCandidate
-from regaudit.tree import KernelTree, SourceFile
+from regaudit.tree import KernelTree, SourceFile, in_scope
 
 
 @dataclass(frozen=True)
@@ -30,17 +33,19 @@ class PreviousIndex:
     build_stats: dict[str, tuple[int, int]]  # the same of every build file (`tree.is_build_file`)
     files: dict[str, str]  # parsed path -> sha256
     tokens: frozenset[str]  # the prefilter tokens it derived
+    arches: tuple[str, ...] | None  # its scope (`index_scope`)
+    schema: int  # the database's schema version
 
     @property
     def file_count(self) -> int:
         return len(self.files)
 
-    def matches(self, tree: KernelTree, query_hash: str, prefilter: str, sources: list[SourceFile],
-                build_files: list[SourceFile]) -> bool:
-        """True when nothing that could change a fact, or what later stages read besides them, has changed: a
-        warm run has nothing to do."""
-        return (self.tree_path == str(tree.root) and self.query_hash == query_hash
-                and self.prefilter == prefilter and _same_stats(self.stats, sources)
+    def matches(self, tree: KernelTree, query_hash: str, prefilter: str, arches: tuple[str, ...] | None,
+                sources: list[SourceFile], build_files: list[SourceFile]) -> bool:
+        """True when nothing that could change a fact, or what later stages read besides them, has changed, and the
+        database's schema is current (a changed run migrates it): a warm run has nothing to do."""
+        return (self.tree_path == str(tree.root) and self.query_hash == query_hash and self.schema == SCHEMA_VERSION
+                and self.prefilter == prefilter and self.arches == arches and _same_stats(self.stats, sources)
                 and _same_stats(self.build_stats, build_files))
 
     def reusable(self, tree: KernelTree, query_hash: str) -> dict[str, tuple[int, int, str]]:
@@ -68,8 +73,28 @@ def previous_index(db_path: Path) -> PreviousIndex | None:
         "SELECT path, size, mtime_ns FROM build_files")} if db["build_files"].exists() else {}
     files = dict(db.execute("SELECT path, sha256 FROM files"))
     tokens = frozenset(token for (token,) in db.execute("SELECT token FROM prefilter_tokens"))
+    scope, schema = index_scope(db.conn), schema_version(db.conn)
     db.conn.close()
-    return PreviousIndex(run[0], run[1], run[2], run[3] or 0, stats, build_stats, files, tokens)
+    return PreviousIndex(run[0], run[1], run[2], run[3] or 0, stats, build_stats, files, tokens, scope, schema)
+
+
+def index_scope(conn: sqlite3.Connection) -> tuple[str, ...] | None:
+    """The arches whose arch/<arch>/ C files the last finished index run holds besides generic code (`runs.arches`);
+    None: every arch's, as in a database from before schema 11."""
+    if "arches" not in {column for _cid, column, *_rest in conn.execute("PRAGMA table_info(runs)")}:
+        return None
+    row = conn.execute("SELECT arches FROM runs WHERE stage = 'index' AND finished IS NOT NULL "
+                       "ORDER BY id DESC LIMIT 1").fetchone()
+    return None if row is None or row[0] is None else tuple(json.loads(row[0]))
+
+
+def require_indexed(conn: sqlite3.Connection, db_path: Path, arches: Collection[str]) -> None:
+    """BadInput unless the last index run of `conn` (the database at `db_path`) holds the C files of `arches`."""
+    scope = index_scope(conn)
+    missing = sorted(arch for arch in arches if not in_scope(arch, scope))
+    if scope is not None and missing:
+        raise BadInput(f"{db_path}: indexed without the C files of {', '.join(missing)} (it holds generic code and "
+                       f"{', '.join(scope) or 'no arch'}); add them with `regaudit index --arch {','.join(missing)}`")
 
 
 def record_unchanged_run(db_path: Path, run: dict[str, object]) -> None:

@@ -423,6 +423,12 @@ CREATE TABLE build_files (
 ALTER TABLE audits ADD COLUMN code_hash TEXT
     /* hash of the regaudit code that made the audit: `regaudit check` reuses an audit of the same code only */;
 """,
+    # 11: the index's scope: an audit indexes the C files of the arches it audits (and generic code), not those of
+    # every arch/ directory.
+    """
+ALTER TABLE runs ADD COLUMN arches TEXT
+    /* JSON list of the arches whose arch/<arch>/ C files the index holds besides generic code; NULL: every arch */;
+""",
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

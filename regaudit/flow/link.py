@@ -37,7 +37,7 @@ from regaudit.arch.catalogue import load_catalogue, modelled_arches
 from regaudit.arch.config import BuildConfig, ConfigRules
 from regaudit.arch.kconfig import Truth, list_arches
 from regaudit.errors import BadInput
-from regaudit.facts import link_facts
+from regaudit.facts import link_facts, read
 from regaudit.facts.arch_facts import ArchFacts
 from regaudit.facts.link_facts import (
     Binding,
@@ -141,6 +141,7 @@ def link_database(db_path: Path, tree_path: str | Path, arches: list[str] | None
             raise BadInput(f"{db_path}: no finished index run; run `regaudit index` first")
         if index.kernel_version != tree.version:
             raise BadInput(f"{db_path}: indexed from Linux {index.kernel_version}, but {tree.root} is {tree.version}")
+        read.require_indexed(store.conn, db_path, chosen)
         with ArchFacts(store.conn) as facts:
             linker = _Linker(store.conn, tree.root, facts, kernel_series(tree.version), changes)
             run_id = link_facts.start_link_run(store.conn, index, __version__, _now())

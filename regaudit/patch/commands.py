@@ -45,10 +45,10 @@ def check(patches: tuple[str, ...], tree: str, revisions: str | None, arches: st
     root = open_tree(tree).root
     changes, reverse = read_changes(patches, revisions, root)
     patched = apply_changes(root, changes)
-    check_request(root, split_arches(arches), None)
+    chosen = check_request(root, split_arches(arches), None)
     console = Console()
-    db = indexed(tree, db_path, console).db
-    result = check_patch(root, db, patched, split_arches(arches),
+    db = indexed(tree, db_path, console, arches=chosen).db
+    result = check_patch(root, db, patched, chosen,
                          progress=console.stage if sys.stderr.isatty() else None, reverse=reverse, full=full)
     click.echo(render(result, output), nl=False)
     sys.exit(1 if result.comparison.new else 0)
