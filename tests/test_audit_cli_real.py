@@ -13,7 +13,6 @@ import os
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from typing import Any
 import pytest
 from audits import audited as audited_tree
 from click.testing import CliRunner, Result
+from foreground import started
 from kernel_trees import index_copy, kernel_tree, private_db
 
 from regaudit.audit import run as audit_run
@@ -151,9 +151,8 @@ def test_ctrl_c_while_linking_and_checking_prints_one_line_and_leaves_no_link_an
     """The audit's stages fork link and check workers and a process beside the link (frame models, helper lists): a
     Ctrl-C reaches them all (the terminal signals the whole group); only regaudit's own line may be printed."""
     db = index_copy("7.3", tmp_path / "linux-7.3.db")
-    process = subprocess.Popen([sys.executable, "-m", "regaudit", "audit", str(kernel_tree("7.3")), "--db", str(db),
-                                "--format", "json", "-o", os.devnull, "-j", "2"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    process = started("audit", str(kernel_tree("7.3")), "--db", str(db), "--format", "json", "-o", os.devnull,
+                      "-j", "2")
     try:
         process.wait(timeout=2.5)  # the unchanged index takes ~1 s, linking six arches ~2 s more
         pytest.fail("the audit finished before it could be interrupted")

@@ -8,7 +8,6 @@ import os
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import pytest
 from click.testing import CliRunner
 from db_rows import rows
 from fake_tree import make_tree
+from foreground import started
 
 import regaudit.index as index_module
 from regaudit.cli import main
@@ -253,8 +253,7 @@ def large_tree_and_small_database(tmp_path: Path) -> tuple[Path, Path]:
 def index_interrupted(tree: Path, db: Path, signal_number: int) -> tuple[subprocess.Popen[str], str]:
     """`regaudit index` (two worker processes) sent `signal_number`, as a whole process group, after 1.5 s; what
     it wrote on stderr."""
-    process = subprocess.Popen([sys.executable, "-m", "regaudit", "index", str(tree), "--db", str(db), "-j", "2"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    process = started("index", str(tree), "--db", str(db), "-j", "2")
     try:
         process.wait(timeout=1.5)
         pytest.fail("the index finished before it could be interrupted; make the tree larger")
