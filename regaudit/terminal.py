@@ -34,6 +34,8 @@ class Console:
             f"tree: {tree.root} (Linux {tree.version})",
             f"database: {result.db}",
             f"files: {counts.get('files', 0)} indexed ({state}) in {result.seconds:.1f} s",
+            "arches: every arch/ directory" if result.arches is None else
+            f"arches: {', '.join(result.arches)} (and generic code; `--arch` adds more)",
         ]
         if not result.unchanged:
             passes = f"{result.scans} pass{'es' if result.scans != 1 else ''} over the tree"

@@ -96,8 +96,12 @@ def test_the_index_command_takes_an_arch_list(tree: Path, tmp_path: Path) -> Non
     db = tmp_path / "facts.db"
     result = CliRunner().invoke(main, ["index", str(tree), "--db", str(db), "--arch", "arm64, mips", "-j", "1"])
     assert result.exit_code == 0, result.output
+    assert "arches: arm64, mips (and generic code; `--arch` adds more)" in result.output.splitlines()
     assert rows(db, "SELECT arches FROM runs WHERE stage = 'index'") == [('["arm64", "mips"]',)]
     assert "arch/x86/kernel/ptrace.c" not in indexed_files(db)
+    every = CliRunner().invoke(main, ["index", str(tree), "--db", str(db), "-j", "1"])  # without --arch: every arch
+    assert "arches: every arch/ directory" in every.output.splitlines()
+    assert "arch/x86/kernel/ptrace.c" in indexed_files(db)
 
 
 def test_a_database_from_before_the_scope_was_kept_held_every_arch_and_is_migrated(tree: Path, tmp_path: Path) -> None:
