@@ -1,7 +1,8 @@
 """One full audit per real tree per test session, shared by every test that reads audit documents.
 
-`audited(series)` copies the cached index (`kernel_trees.indexed_db`) into a temporary directory, audits
-every arch with frame rules, and returns (database, document). The copy keeps the shared index free of
+`audited(series)` copies the cached index of the audit's own scope (`kernel_trees.indexed_db`: generic code and
+the arch/ directories of the arches with frame rules, the index `regaudit audit` makes) into a temporary directory,
+audits every arch with frame rules, and returns (database, document). The copy keeps the shared index free of
 audit tables; the cache keeps the session from auditing a tree twice (about a minute each).
 """
 
@@ -16,6 +17,7 @@ from typing import Any
 
 from kernel_trees import index_copy, kernel_tree
 
+from regaudit.arch.catalogue import modelled_arches
 from regaudit.audit.run import audit_database
 
 
@@ -29,5 +31,5 @@ def _scratch() -> Path:
 @cache
 def audited(series: str) -> tuple[Path, dict[str, Any]]:
     db = _scratch() / f"linux-{series}.db"
-    index_copy(series, db)
+    index_copy(series, db, tuple(modelled_arches(kernel_tree(series))))
     return db, audit_database(db, kernel_tree(series))

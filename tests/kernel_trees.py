@@ -39,26 +39,26 @@ def kernel_tree(series: str) -> Path:
 
 
 @cache
-def indexed_db(series: str) -> Path:
-    """A fact database of the real linux-`series` tree, built by `regaudit index` and kept between
-    test sessions under $REGAUDIT_TEST_DBS (default ~/.cache/regaudit/test-dbs): the index is
-    incremental, so a re-run only checks that nothing changed."""
+def indexed_db(series: str, arches: tuple[str, ...] | None = None) -> Path:
+    """A fact database of the real linux-`series` tree, built by `regaudit index` (of every arch, or of the scope
+    `arches`) and kept between test sessions under $REGAUDIT_TEST_DBS (default ~/.cache/regaudit/test-dbs): the
+    index is incremental, so a re-run only checks that nothing changed."""
     from regaudit.index import index_tree
 
     cache_dir = Path(os.environ.get("REGAUDIT_TEST_DBS", Path.home() / ".cache" / "regaudit" / "test-dbs"))
-    db = cache_dir / f"linux-{series}.db"
-    index_tree(kernel_tree(series), db)
+    db = cache_dir / (f"linux-{series}.db" if arches is None else f"linux-{series}.{'-'.join(arches)}.db")
+    index_tree(kernel_tree(series), db, arches=arches)
     return db
 
 
-def index_copy(series: str, target: Path) -> Path:
-    """`target`, a copy of `indexed_db(series)` with the index's facts only, for a test to link, audit or check:
-    the cached index is shared with other tests, which must not see the edges or audits a test makes, and
+def index_copy(series: str, target: Path, arches: tuple[str, ...] | None = None) -> Path:
+    """`target`, a copy of `indexed_db(series, arches)` with the index's facts only, for a test to link, audit or
+    check: the cached index is shared with other tests, which must not see the edges or audits a test makes, and
     whatever linked or audited the cached database (a `regaudit check --db` on it) must not decide what a test
     starts from."""
     from regaudit.facts.store import FactStore
 
-    shutil.copyfile(indexed_db(series), target)
+    shutil.copyfile(indexed_db(series, arches), target)
     with FactStore(target) as store:
         store.invalidate_derived()
     return target

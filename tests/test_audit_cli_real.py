@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from audits import audited as audited_tree
 from click.testing import CliRunner, Result
 from foreground import started
 from kernel_trees import index_copy, kernel_tree, private_db
@@ -92,9 +91,9 @@ def test_an_audit_of_an_unchanged_tree_is_the_stored_one_unless_fresh(db: Path, 
 
 
 def test_a_cold_audit_of_one_arch_indexes_only_that_arch_and_finds_what_the_whole_index_finds(
-        tmp_path: Path) -> None:
+        audited: dict, tmp_path: Path) -> None:
     """The audit indexes generic code and arch/x86/ only; other arches' C files cannot be in x86's program, so its
-    findings, clean entries and frames are those of the audit of the index of every arch (tests/audits.py)."""
+    findings, clean entries and frames are those of the x86 audit of the index of every arch (`audited`)."""
     db = tmp_path / "x86.db"
     result = run("audit", str(kernel_tree("7.3")), "--db", str(db), "--arch", "x86", "--format", "json")
     assert result.exit_code == 0, result.output
@@ -104,9 +103,8 @@ def test_a_cold_audit_of_one_arch_indexes_only_that_arch_and_finds_what_the_whol
         sources = conn.execute("SELECT count(*) FROM sources WHERE path LIKE 'arch/%' "
                                "AND path NOT LIKE 'arch/x86/%'").fetchone()
     assert arches == {"generic", "x86"} and sources == (0,)
-    _db, whole = audited_tree("7.3")
     for key in ("findings", "clean", "frames"):
-        assert scoped[key] == [entry for entry in whole[key] if entry["arch"] == "x86"], key
+        assert scoped[key] == audited[key], key
     assert scoped["findings"]
 
 
