@@ -121,8 +121,8 @@ def link(tree: str, arches: str | None, db_path: Path | None) -> None:
 
 
 def split_arches(arches: str | None) -> list[str] | None:
-    """'x86, arm64' -> ['x86', 'arm64']; None keeps each command's default."""
-    return [a.strip() for a in arches.split(",") if a.strip()] if arches else None
+    """'x86, arm64' -> ['x86', 'arm64']; None (also for a list naming no arch, ',') keeps each command's default."""
+    return [a.strip() for a in (arches or "").split(",") if a.strip()] or None
 
 
 @main.group()
