@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from regaudit import __version__
-from regaudit.arch.kconfig import list_arches
+from regaudit.arch.kconfig import require_arches
 from regaudit.errors import BadInput
 from regaudit.facts import link_facts, read, text_facts
 from regaudit.facts.store import BufferSpec, FactBuffer, FactStore
@@ -191,10 +191,7 @@ def _scope(tree: KernelTree, requested: Collection[str] | None,
     for this tree, so that indexing fewer arches never drops facts a later command would need again."""
     if requested is None:
         return None
-    present = list_arches(tree.root)
-    unknown = sorted(set(requested) - set(present))
-    if unknown:
-        raise BadInput(f"{tree.root}: no arch {', '.join(unknown)} (it has {', '.join(present)})")
+    require_arches(tree.root, requested)
     held: Collection[str] = ()
     if previous is not None and previous.tree_path == str(tree.root):
         if previous.arches is None:

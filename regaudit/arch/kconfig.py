@@ -116,6 +116,14 @@ def list_arches(tree: Path) -> list[str]:
     return sorted(path.name for path in arch_dir.iterdir() if (path / "Kconfig").is_file())
 
 
+def require_arches(tree: Path, arches: Iterable[str]) -> None:
+    """BadInput naming those of `arches` that are not among the tree's `list_arches`."""
+    present = list_arches(tree)
+    unknown = sorted(set(arches) - set(present))
+    if unknown:
+        raise BadInput(f"{tree}: no arch {', '.join(unknown)} (it has {', '.join(present)})")
+
+
 @cache
 def foreign_symbols(tree: Path, arch: str) -> frozenset[str]:
     """Symbols only other architectures declare (`config ARM64`, `config CPU_V7`): never set on `arch`.

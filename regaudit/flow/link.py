@@ -35,7 +35,7 @@ from pathlib import Path
 from regaudit import __version__
 from regaudit.arch.catalogue import load_catalogue, modelled_arches
 from regaudit.arch.config import BuildConfig, ConfigRules
-from regaudit.arch.kconfig import Truth, list_arches
+from regaudit.arch.kconfig import Truth, require_arches
 from regaudit.errors import BadInput
 from regaudit.facts import link_facts, read
 from regaudit.facts.arch_facts import ArchFacts
@@ -129,11 +129,7 @@ def link_database(db_path: Path, tree_path: str | Path, arches: list[str] | None
     db_path = Path(db_path)
     tree = open_tree(tree_path)
     open_existing(db_path).conn.close()
-    present = set(list_arches(tree.root))
-    if arches:
-        unknown = sorted(set(arches) - present)
-        if unknown:
-            raise BadInput(f"{tree.root}: no arch {', '.join(unknown)} (it has {', '.join(sorted(present))})")
+    require_arches(tree.root, arches or ())
     chosen = sorted(set(arches)) if arches else modelled_arches(tree.root)
     with FactStore(db_path) as store:
         index = link_facts.latest_index_run(store.conn)
