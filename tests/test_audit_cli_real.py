@@ -24,6 +24,8 @@ from kernel_trees import index_copy, kernel_tree, private_db
 
 from regaudit.audit import run as audit_run
 from regaudit.cli import main
+from regaudit.errors import BadInput
+from regaudit.flow.link import link_database
 
 # An x86_64 tracing build as a distribution configures it (the symbols the checked code tests).
 TRACING_BUILD = ("X86_64", "64BIT", "X86", "MMU", "SMP", "MODULES", "KALLSYMS", "FTRACE", "TRACING",
@@ -106,6 +108,8 @@ def test_a_cold_audit_of_one_arch_indexes_only_that_arch_and_finds_what_the_whol
     for key in ("findings", "clean", "frames"):
         assert scoped[key] == audited[key], key
     assert scoped["findings"]
+    with pytest.raises(BadInput, match="indexed without the C files of arm64"):  # not linked from missing facts
+        link_database(db, kernel_tree("7.3"), ["arm64"])
 
 
 def test_fail_on_findings_exits_1(db: Path) -> None:
