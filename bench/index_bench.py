@@ -29,6 +29,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from multiprocessing import Pool
 from pathlib import Path
 from typing import TypeVar
@@ -80,9 +81,10 @@ def floor_seconds(files: list[str], jobs: int, work: Callable[[str], int] = pars
     return time.monotonic() - started
 
 
-def read_seconds(tree: Path, jobs: int) -> float:
-    """One read of every walked .c/.h file: grep -l for a string none holds, over `jobs` processes."""
-    paths = [source.path for source in walk_sources(open_tree(tree)).sources]
+def read_seconds(tree: Path, jobs: int, arches: list[str] | None = None) -> float:
+    """One read of every .c/.h file the index walks for `arches` (None: every arch): grep -l for a string none
+    holds, over `jobs` processes."""
+    paths = [source.path for source in walk_sources(open_tree(tree), arches).sources]
     chunks = [paths[i:i + 2000] for i in range(0, len(paths), 2000)]
     started = time.monotonic()
     with Pool(jobs) as pool:
@@ -116,6 +118,37 @@ def insert_seconds(db: Path, scratch: Path) -> float:
     return seconds
 
 
+@dataclass(frozen=True)
+class LowerBound:
+    """What any sound cold index of the same files costs at least on this machine (medians, seconds)."""
+
+    queried: float  # parse and run the index's queries, captures counted, not looked at; wall, `jobs` processes
+    read: float  # one read of every walked .c/.h file; wall, `jobs` processes
+    insert_cpu: float  # SQLite copying the database's rows in C
+    jobs: int
+
+    @property
+    def seconds(self) -> float:
+        return self.queried + self.read + self.insert_cpu / self.jobs
+
+    def describe(self, floor: float) -> str:
+        return (f"parse and run the index's queries {self.queried:.2f} s + one read of the tree {self.read:.2f} s "
+                f"+ SQLite copy of the database's rows {self.insert_cpu:.2f} s CPU / {self.jobs} "
+                f"= {self.seconds:.2f} s = {self.seconds / floor:.2f}x the floor")
+
+
+def lower_bound(tree: Path, arches: list[str] | None, files: list[str], db: Path, jobs: int, runs: int) \
+        -> LowerBound:
+    """`LowerBound` of indexing `files` (absolute paths) of `tree` for `arches` (None: every arch), whose facts
+    `db` holds."""
+    with tempfile.TemporaryDirectory(prefix="regaudit-bench-") as scratch:
+        return LowerBound(
+            queried=statistics.median(floor_seconds(files, jobs, parse_and_query_file) for _ in range(runs)),
+            read=statistics.median(read_seconds(tree, jobs, arches) for _ in range(runs)),
+            insert_cpu=statistics.median(insert_seconds(db, Path(scratch)) for _ in range(runs)),
+            jobs=jobs)
+
+
 _Timing = TypeVar("_Timing")
 
 
@@ -146,20 +179,15 @@ def main() -> None:
         peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
         floor_parallel = [floor_seconds(files, args.jobs) for _ in range(args.runs)]
         floor_serial = [floor_seconds(files, 1) for _ in range(args.runs)]
-        queried = statistics.median(floor_seconds(files, args.jobs, parse_and_query_file) for _ in range(args.runs))
-        read = statistics.median(read_seconds(args.tree, args.jobs) for _ in range(args.runs))
-        insert = statistics.median(insert_seconds(db, Path(scratch)) for _ in range(args.runs))
+        bound = lower_bound(args.tree, None, files, db, args.jobs, args.runs)
     cold_median, floor_median = statistics.median(cold), statistics.median(floor_parallel)
-    bound = queried + read + insert / args.jobs
     print(f"tree: {args.tree}   runs: {args.runs}   jobs: {args.jobs}")
     print(f"cold index: median {cold_median:.1f} s  (runs: {', '.join(f'{t:.1f}' for t in cold)})")
     print(f"warm index: median {statistics.median(warm):.2f} s  (runs: {', '.join(f'{t:.2f}' for t in warm)})")
     print(f"floor, raw tree-sitter parse of the same {len(files)} files: {floor_median:.1f} s with {args.jobs} "
           f"processes, {statistics.median(floor_serial):.1f} s with 1")
     print(f"cold / floor: {cold_median / floor_median:.2f}x")
-    print(f"lower bound of a sound cold index: parse and run the index's queries {queried:.2f} s + one read of the "
-          f"tree {read:.2f} s + SQLite copy of the facts {insert:.2f} s CPU / {args.jobs} = {bound:.2f} s "
-          f"= {bound / floor_median:.2f}x the floor")
+    print(f"lower bound of a sound cold index: {bound.describe(floor_median)}")
     print(f"peak RSS (largest process): {peak_mb:.0f} MB")
     print("facts per table: " + ", ".join(f"{name} {count}" for name, count in counts.items()))
 
