@@ -38,15 +38,15 @@ from typing import Any
 
 from regaudit.ruleset.evidence import nearest_series, verified_series
 from regaudit.ruleset.load import (
-    _check_keys,
-    _Invalid,
-    _optional_str,
-    _own_kernels,
-    _required_choice,
-    _required_str,
+    Invalid,
     applies_to,
+    check_keys,
     kernel_series,
     load_rule_file,
+    optional_str,
+    own_kernels,
+    required_choice,
+    required_str,
     rule_paths,
 )
 
@@ -249,7 +249,7 @@ def load_rules(series: str, path: Path | None = None) -> _Rules:
     rule = load_rule_file(path or rule_paths("subsystems")[0], "subsystems")
     series = kernel_series(series)
     series = nearest_series(verified_series(rule), series) or series
-    file_kernels = _own_kernels(rule.data, "")
+    file_kernels = own_kernels(rule.data, "")
     titles: dict[str, str] = {}
     regexes: list[tuple[re.Pattern[str], str]] = []
     for entry in _applicable(rule.data.get("section", []), file_kernels, series):
@@ -267,51 +267,51 @@ def load_rules(series: str, path: Path | None = None) -> _Rules:
 def _applicable(
     entries: list[dict[str, Any]], file_kernels: tuple[str, ...] | None, series: str
 ) -> Iterator[dict[str, Any]]:
-    return (entry for entry in entries if applies_to(_own_kernels(entry, "") or file_kernels, series))
+    return (entry for entry in entries if applies_to(own_kernels(entry, "") or file_kernels, series))
 
 
 def validate_subsystems(data: dict[str, Any]) -> None:
-    """Schema of rules/subsystems.toml; raises load's `_Invalid` naming the key (registered in load._schemas)."""
-    _check_keys(data, frozenset({"kernels", "section", "path"}), "")
+    """Schema of rules/subsystems.toml; raises load's `Invalid` naming the key (registered in load._schemas)."""
+    check_keys(data, frozenset({"kernels", "section", "path"}), "")
     if not data.get("section") and not data.get("path"):
-        raise _Invalid("section", "missing: the file holds at least one [[section]] or [[path]]")
-    file_kernels = _own_kernels(data, "")
+        raise Invalid("section", "missing: the file holds at least one [[section]] or [[path]]")
+    file_kernels = own_kernels(data, "")
     for table, validate in (("section", _validate_section), ("path", _validate_path)):
         entries = data.get(table, [])
         if not isinstance(entries, list):
-            raise _Invalid(table, f"must be an array of tables ([[{table}]])")
+            raise Invalid(table, f"must be an array of tables ([[{table}]])")
         for index, entry in enumerate(entries):
             where = f"{table}[{index}]"
             if not isinstance(entry, dict):
-                raise _Invalid(where, f"must be a table ([[{table}]])")
+                raise Invalid(where, f"must be a table ([[{table}]])")
             validate(entry, where)
             _validate_common(entry, where, file_kernels)
 
 
 def _validate_section(entry: dict[str, Any], where: str) -> None:
-    _check_keys(entry, _SECTION_KEYS, where)
+    check_keys(entry, _SECTION_KEYS, where)
     if ("title" in entry) == ("regex" in entry):
-        raise _Invalid(where, "give exactly one of `title` (the exact section title) or `regex` (searched in titles)")
+        raise Invalid(where, "give exactly one of `title` (the exact section title) or `regex` (searched in titles)")
     if "title" in entry:
-        _required_str(entry, "title", where)
+        required_str(entry, "title", where)
         return
     try:
-        re.compile(_required_str(entry, "regex", where))
+        re.compile(required_str(entry, "regex", where))
     except re.error as err:
-        raise _Invalid(f"{where}.regex", f"is not a regular expression: {err}") from None
+        raise Invalid(f"{where}.regex", f"is not a regular expression: {err}") from None
 
 
 def _validate_path(entry: dict[str, Any], where: str) -> None:
-    _check_keys(entry, _PATH_KEYS, where)
-    glob = _required_str(entry, "glob", where)
+    check_keys(entry, _PATH_KEYS, where)
+    glob = required_str(entry, "glob", where)
     if glob.startswith("/") or ".." in glob.split("/"):
-        raise _Invalid(f"{where}.glob", f"{glob!r} must be relative to the kernel tree root, without '..'")
+        raise Invalid(f"{where}.glob", f"{glob!r} must be relative to the kernel tree root, without '..'")
 
 
 def _validate_common(entry: dict[str, Any], where: str, file_kernels: tuple[str, ...] | None) -> None:
-    _required_choice(entry, "class", where, COARSE_CLASSES)
-    _optional_str(entry, "notes", where)
-    if _own_kernels(entry, where) is None and file_kernels is None:
-        raise _Invalid(f"{where}.kernels", "missing here and at the top level: say which kernels this was verified on")
+    required_choice(entry, "class", where, COARSE_CLASSES)
+    optional_str(entry, "notes", where)
+    if own_kernels(entry, where) is None and file_kernels is None:
+        raise Invalid(f"{where}.kernels", "missing here and at the top level: say which kernels this was verified on")
     if not entry.get("evidence"):
-        raise _Invalid(f"{where}.evidence", "missing: every entry cites the lines it rests on, per kernel")
+        raise Invalid(f"{where}.evidence", "missing: every entry cites the lines it rests on, per kernel")

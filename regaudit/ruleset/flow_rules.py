@@ -23,18 +23,18 @@ from typing import Any, TypeVar
 
 from regaudit.errors import BadInput, RuleDataError
 from regaudit.ruleset.load import (
-    _IDENTIFIER,
+    IDENTIFIER,
     Evidence,
-    _check_keys,
-    _evidence_list,
-    _Invalid,
-    _optional_str,
-    _own_kernels,
-    _required_choice,
-    _required_str,
+    Invalid,
     applies_to,
+    check_keys,
+    evidence_list,
     kernel_series,
     load_rule_file,
+    optional_str,
+    own_kernels,
+    required_choice,
+    required_str,
     rule_paths,
 )
 
@@ -155,7 +155,7 @@ def load_bridges(series: str, path: Path | None = None) -> list[Bridge]:
 
 
 def validate_sources(data: dict[str, Any]) -> None:
-    """Schema of rules/sources.toml; raises load's `_Invalid` naming the key (registered in load._schemas)."""
+    """Schema of rules/sources.toml; raises load's `Invalid` naming the key (registered in load._schemas)."""
     _validate_entries(data, "source", _validate_source)
 
 
@@ -178,12 +178,12 @@ def _load(
     series = kernel_series(series)
     try:
         validate(rule.data)
-    except _Invalid as err:
+    except Invalid as err:
         raise RuleDataError(f"{rule.name}: {err}") from None
-    file_kernels = _own_kernels(rule.data, "")
+    file_kernels = own_kernels(rule.data, "")
     records = []
     for index, entry in enumerate(rule.data[table]):
-        kernels = _own_kernels(entry, "") or file_kernels
+        kernels = own_kernels(entry, "") or file_kernels
         assert kernels is not None  # the schema requires them
         if applies_to(kernels, series):
             records.append(build(entry, kernels, _evidence_for(f"{table}[{index}]", entry, kernels, series)))
@@ -192,7 +192,7 @@ def _load(
 
 def _evidence_for(where: str, entry: dict[str, Any], kernels: tuple[str, ...], series: str) -> tuple[Evidence, ...]:
     """The entry's evidence items that hold for `series` (load_rule_file already validated them)."""
-    items = _evidence_list(entry["evidence"], f"{where}.evidence", kernels)
+    items = evidence_list(entry["evidence"], f"{where}.evidence", kernels)
     return tuple(item for item in items if applies_to(item.kernels, series))
 
 
@@ -231,59 +231,59 @@ def _bridge(entry: dict[str, Any], kernels: tuple[str, ...], evidence: tuple[Evi
 
 
 def _validate_entries(data: dict[str, Any], table: str, validate_entry: Callable[[dict[str, Any], str], None]) -> None:
-    _check_keys(data, frozenset({table, "kernels"}), "")
+    check_keys(data, frozenset({table, "kernels"}), "")
     entries = data.get(table)
     if not isinstance(entries, list) or not entries:
-        raise _Invalid(table, f"missing: the file holds at least one [[{table}]]")
-    file_kernels = _own_kernels(data, "")
+        raise Invalid(table, f"missing: the file holds at least one [[{table}]]")
+    file_kernels = own_kernels(data, "")
     names: dict[str, str] = {}
     for index, entry in enumerate(entries):
         where = f"{table}[{index}]"
         if not isinstance(entry, dict):
-            raise _Invalid(where, f"must be a table ([[{table}]])")
+            raise Invalid(where, f"must be a table ([[{table}]])")
         validate_entry(entry, where)
-        if _own_kernels(entry, where) is None and file_kernels is None:
+        if own_kernels(entry, where) is None and file_kernels is None:
             message = "missing here and at the top level: say which kernels this was verified on"
-            raise _Invalid(f"{where}.kernels", message)
+            raise Invalid(f"{where}.kernels", message)
         if not entry.get("evidence"):
-            raise _Invalid(f"{where}.evidence", "missing: every entry cites the lines it rests on, per kernel")
+            raise Invalid(f"{where}.evidence", "missing: every entry cites the lines it rests on, per kernel")
         name = entry["name"]
         if name in names:
-            raise _Invalid(f"{where}.name", f"{name!r} is already the name of {names[name]}")
+            raise Invalid(f"{where}.name", f"{name!r} is already the name of {names[name]}")
         names[name] = where
 
 
 def _validate_source(entry: dict[str, Any], where: str) -> None:
-    _check_keys(entry, _SOURCE_KEYS, where)
-    _required_str(entry, "name", where, pattern=_IDENTIFIER)
-    _required_choice(entry, "kind", where, SOURCE_KINDS)
+    check_keys(entry, _SOURCE_KEYS, where)
+    required_str(entry, "name", where, pattern=IDENTIFIER)
+    required_choice(entry, "kind", where, SOURCE_KINDS)
     kind = entry["kind"]
     _require_and_forbid(entry, where, kind, _SOURCE_REQUIRED[kind], _SOURCE_FORBIDDEN[kind])
     for key in ("function", "struct", "field", "caller"):
         if key in entry:
-            _required_str(entry, key, where, pattern=_IDENTIFIER)
+            required_str(entry, key, where, pattern=IDENTIFIER)
     if "position" in entry:
         _position(entry, where)
-    _required_choice(entry, "producer", where, _known_producers())
-    _required_choice(entry, "context", where, CONTEXTS)
-    _required_str(entry, "context_from", where)
-    _optional_str(entry, "notes", where)
+    required_choice(entry, "producer", where, _known_producers())
+    required_choice(entry, "context", where, CONTEXTS)
+    required_str(entry, "context_from", where)
+    optional_str(entry, "notes", where)
 
 
 def _validate_bridge(entry: dict[str, Any], where: str) -> None:
-    _check_keys(entry, _BRIDGE_KEYS, where)
-    _required_str(entry, "name", where, pattern=_IDENTIFIER)
-    _required_choice(entry, "kind", where, BRIDGE_KINDS)
+    check_keys(entry, _BRIDGE_KEYS, where)
+    required_str(entry, "name", where, pattern=IDENTIFIER)
+    required_choice(entry, "kind", where, BRIDGE_KINDS)
     kind = entry["kind"]
     forbidden = tuple(key for key, owner in _BRIDGE_ONLY.items() if owner != kind)
     _require_and_forbid(entry, where, kind, ("function", "position", *_BRIDGE_REQUIRED[kind]), forbidden)
     for key in ("function", "arch", "proto_function", "table_function", "table", "bound", "caller"):
         if key in entry:
-            _required_str(entry, key, where, pattern=_IDENTIFIER)
+            required_str(entry, key, where, pattern=IDENTIFIER)
     if "program_type" in entry:
-        _required_str(entry, "program_type", where, pattern=_PROGRAM_TYPE)
+        required_str(entry, "program_type", where, pattern=_PROGRAM_TYPE)
     _position(entry, where)
-    _optional_str(entry, "notes", where)
+    optional_str(entry, "notes", where)
 
 
 def _require_and_forbid(
@@ -291,17 +291,17 @@ def _require_and_forbid(
 ) -> None:
     for key in required:
         if key not in entry:
-            raise _Invalid(f"{where}.{key}", f"missing: a {kind} entry must give it")
+            raise Invalid(f"{where}.{key}", f"missing: a {kind} entry must give it")
     for key in forbidden:
         if key in entry:
-            raise _Invalid(f"{where}.{key}", f"not allowed for kind {kind}")
+            raise Invalid(f"{where}.{key}", f"not allowed for kind {kind}")
 
 
 def _position(entry: dict[str, Any], where: str) -> None:
     value = entry.get("position")
     # bool is an int in Python; `position = true` is a typo, not argument 1.
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise _Invalid(f"{where}.position", f"{value!r} is not an argument index counted from 0")
+        raise Invalid(f"{where}.position", f"{value!r} is not an argument index counted from 0")
 
 
 @cache

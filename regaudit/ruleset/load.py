@@ -22,7 +22,7 @@ from regaudit.resources import content_hash, data_dir
 _SERIES = re.compile(r"^\d+\.\d+$")
 _VERSION_PREFIX = re.compile(r"^(\d+)\.(\d+)(?!\d)")
 _AT = re.compile(r"^(?P<path>[^:\s][^:]*):(?P<line>[1-9]\d*)$")
-_IDENTIFIER = re.compile(r"^[A-Za-z_]\w*$")
+IDENTIFIER = re.compile(r"^[A-Za-z_]\w*$")
 # A C member designator as code writes it: `di`, `regs[3]`, `fregs.regs.ip`.
 _MEMBER = re.compile(r"^[A-Za-z_]\w*(\[\d+\])?(\.[A-Za-z_]\w*(\[\d+\])?)*$")
 _EVIDENCE_KEYS = frozenset({"at", "expect", "kernels", "claim"})
@@ -45,7 +45,7 @@ class RuleFile:
         """Every evidence item, in document order, with inherited `kernels` resolved (`evidence_items`)."""
         try:
             return tuple(_collect_evidence(self.data))
-        except _Invalid as err:
+        except Invalid as err:
             raise RuleDataError(f"{self.name}: {err}") from None
 
 
@@ -62,7 +62,7 @@ class Evidence:
     claim: str | None
 
 
-class _Invalid(Exception):
+class Invalid(Exception):
     """A schema violation at `key`; the public entry points turn it into RuleDataError with the file."""
 
     def __init__(self, key: str, message: str) -> None:
@@ -139,7 +139,7 @@ def load_rule_file(path: Path, kind: str | None = None) -> RuleFile:
     try:
         if schema is not None:
             schema(rule.data)
-    except _Invalid as err:
+    except Invalid as err:
         raise RuleDataError(f"{rule.name}: {err}") from None
     return rule
 
@@ -170,7 +170,7 @@ def _collect_evidence(data: dict[str, Any]) -> list[Evidence]:
     items: list[Evidence] = []
     for where, table, kernels in _tables(data, "", None):
         if "evidence" in table:
-            items.extend(_evidence_list(table["evidence"], _join(where, "evidence"), kernels))
+            items.extend(evidence_list(table["evidence"], _join(where, "evidence"), kernels))
     return items
 
 
@@ -179,10 +179,10 @@ def _tables(
 ) -> Iterator[tuple[str, dict[str, Any], tuple[str, ...] | None]]:
     """Every table below `table` (itself included) with the `kernels` in force there.
 
-    Evidence items are tables too but are yielded by `_evidence_list`, which gives them their own
+    Evidence items are tables too but are yielded by `evidence_list`, which gives them their own
     override semantics, so the walk does not descend into `evidence`.
     """
-    kernels = _own_kernels(table, where) or inherited
+    kernels = own_kernels(table, where) or inherited
     yield where, table, kernels
     for key, value in table.items():
         if key == "evidence":
@@ -196,43 +196,43 @@ def _tables(
                     yield from _tables(item, f"{child}[{index}]", kernels)
 
 
-def _own_kernels(table: dict[str, Any], where: str) -> tuple[str, ...] | None:
+def own_kernels(table: dict[str, Any], where: str) -> tuple[str, ...] | None:
     if "kernels" not in table:
         return None
     key = _join(where, "kernels")
     kernels = table["kernels"]
     if not isinstance(kernels, list) or not kernels:
-        raise _Invalid(key, 'must be a non-empty array of "major.minor" strings, e.g. ["6.12", "7.3"]')
+        raise Invalid(key, 'must be a non-empty array of "major.minor" strings, e.g. ["6.12", "7.3"]')
     for version in kernels:
         if not isinstance(version, str) or not _SERIES.match(version):
-            raise _Invalid(key, f'{version!r} is not a "major.minor" kernel series such as "7.3"')
+            raise Invalid(key, f'{version!r} is not a "major.minor" kernel series such as "7.3"')
     return tuple(kernels)
 
 
-def _evidence_list(value: Any, where: str, inherited: tuple[str, ...] | None) -> list[Evidence]:
+def evidence_list(value: Any, where: str, inherited: tuple[str, ...] | None) -> list[Evidence]:
     if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
-        raise _Invalid(where, "must be an array of tables ([[...evidence]] or [{ at = ..., expect = ... }])")
+        raise Invalid(where, "must be an array of tables ([[...evidence]] or [{ at = ..., expect = ... }])")
     return [_evidence_item(item, f"{where}[{index}]", inherited) for index, item in enumerate(value)]
 
 
 def _evidence_item(item: dict[str, Any], where: str, inherited: tuple[str, ...] | None) -> Evidence:
-    _check_keys(item, _EVIDENCE_KEYS, where)
-    at = _required_str(item, "at", where)
+    check_keys(item, _EVIDENCE_KEYS, where)
+    at = required_str(item, "at", where)
     match = _AT.match(at)
     if match is None:
-        raise _Invalid(f"{where}.at", f'{at!r} is not "path:line" (e.g. "arch/x86/kernel/ftrace_64.S:83")')
+        raise Invalid(f"{where}.at", f'{at!r} is not "path:line" (e.g. "arch/x86/kernel/ftrace_64.S:83")')
     path = PurePosixPath(match["path"])
     if path.is_absolute() or ".." in path.parts:
-        raise _Invalid(f"{where}.at", f"{at!r} must be relative to the kernel tree root, without '..'")
-    expect = _required_str(item, "expect", where)
+        raise Invalid(f"{where}.at", f"{at!r} must be relative to the kernel tree root, without '..'")
+    expect = required_str(item, "expect", where)
     return Evidence(
         entry=where,
         at=at,
         path=match["path"],
         line=int(match["line"]),
         expect=expect,
-        kernels=_own_kernels(item, where) or inherited,
-        claim=_optional_str(item, "claim", where),
+        kernels=own_kernels(item, where) or inherited,
+        claim=optional_str(item, "claim", where),
     )
 
 
@@ -248,17 +248,17 @@ _UNWRITTEN_STATES = ("uninitialised", "zero", "stale")
 
 
 def _validate_frames(data: dict[str, Any]) -> None:
-    _check_keys(data, _FRAME_KEYS, "")
-    _required_str(data, "arch", "", pattern=_IDENTIFIER)
+    check_keys(data, _FRAME_KEYS, "")
+    required_str(data, "arch", "", pattern=IDENTIFIER)
     trampolines = data.get("trampoline")
     if not isinstance(trampolines, list) or not trampolines:
-        raise _Invalid("trampoline", "missing: a frames file describes at least one [[trampoline]]")
-    file_kernels = _own_kernels(data, "")
+        raise Invalid("trampoline", "missing: a frames file describes at least one [[trampoline]]")
+    file_kernels = own_kernels(data, "")
     claimed: dict[tuple[str, str, str], list[tuple[str, tuple[str, ...]]]] = {}
     for index, trampoline in enumerate(trampolines):
         where = f"trampoline[{index}]"
         if not isinstance(trampoline, dict):
-            raise _Invalid(where, "must be a table ([[trampoline]])")
+            raise Invalid(where, "must be a table ([[trampoline]])")
         kernels = _validate_trampoline(trampoline, where, file_kernels)
         identity = (trampoline["name"], trampoline["context"], trampoline["mode"])
         _check_not_duplicated(claimed.setdefault(identity, []), where, kernels)
@@ -268,23 +268,23 @@ def _validate_trampoline(
     trampoline: dict[str, Any], where: str, file_kernels: tuple[str, ...] | None
 ) -> tuple[str, ...]:
     """Check one [[trampoline]] and return the kernels it holds for."""
-    _check_keys(trampoline, _TRAMPOLINE_KEYS, where)
-    _required_str(trampoline, "name", where, pattern=_IDENTIFIER)
-    _required_str(trampoline, "layout", where, pattern=_IDENTIFIER)
-    _required_choice(trampoline, "context", where, _CONTEXTS)
-    _required_choice(trampoline, "mode", where, _MODES)
-    _required_choice(trampoline, "unwritten_state", where, _UNWRITTEN_STATES)
-    _optional_str(trampoline, "notes", where)
+    check_keys(trampoline, _TRAMPOLINE_KEYS, where)
+    required_str(trampoline, "name", where, pattern=IDENTIFIER)
+    required_str(trampoline, "layout", where, pattern=IDENTIFIER)
+    required_choice(trampoline, "context", where, _CONTEXTS)
+    required_choice(trampoline, "mode", where, _MODES)
+    required_choice(trampoline, "unwritten_state", where, _UNWRITTEN_STATES)
+    optional_str(trampoline, "notes", where)
     written = _member_list(trampoline, where)
     constant = _constant_members(trampoline, where)
     both = sorted(set(written) & set(constant))
     if both:
-        raise _Invalid(f"{where}.constant", f"{', '.join(both)} also listed in `written`; a member is one or the other")
+        raise Invalid(f"{where}.constant", f"{', '.join(both)} also listed in `written`; a member is one or the other")
     if not trampoline.get("evidence"):
-        raise _Invalid(f"{where}.evidence", "missing: every trampoline cites the lines that build its frame")
-    kernels = _own_kernels(trampoline, where) or file_kernels
+        raise Invalid(f"{where}.evidence", "missing: every trampoline cites the lines that build its frame")
+    kernels = own_kernels(trampoline, where) or file_kernels
     if kernels is None:
-        raise _Invalid(f"{where}.kernels", "missing here and at the top level: say which kernels this was verified on")
+        raise Invalid(f"{where}.kernels", "missing here and at the top level: say which kernels this was verified on")
     return kernels
 
 
@@ -292,13 +292,13 @@ def _member_list(trampoline: dict[str, Any], where: str) -> list[str]:
     key = f"{where}.written"
     written = trampoline.get("written")
     if not isinstance(written, list):
-        raise _Invalid(key, 'missing or not an array of member names (e.g. ["di", "regs[3]"])')
+        raise Invalid(key, 'missing or not an array of member names (e.g. ["di", "regs[3]"])')
     for member in written:
         if not isinstance(member, str) or not _MEMBER.match(member):
-            raise _Invalid(key, f'{member!r} is not a C member name such as "di" or "regs[3]"')
+            raise Invalid(key, f'{member!r} is not a C member name such as "di" or "regs[3]"')
     duplicates = sorted({member for member in written if written.count(member) > 1})
     if duplicates:
-        raise _Invalid(key, f"lists {', '.join(duplicates)} more than once")
+        raise Invalid(key, f"lists {', '.join(duplicates)} more than once")
     return written
 
 
@@ -306,12 +306,12 @@ def _constant_members(trampoline: dict[str, Any], where: str) -> dict[str, str]:
     key = f"{where}.constant"
     constant = trampoline.get("constant", {})
     if not isinstance(constant, dict):
-        raise _Invalid(key, 'must be a table of member = "value", e.g. { cs = "0" }')
+        raise Invalid(key, 'must be a table of member = "value", e.g. { cs = "0" }')
     for member, value in constant.items():
         if not _MEMBER.match(member):
-            raise _Invalid(key, f"{member!r} is not a C member name")
+            raise Invalid(key, f"{member!r} is not a C member name")
         if not isinstance(value, str):
-            raise _Invalid(f"{key}.{member}", f"{value!r} must be a string (the stored value as text)")
+            raise Invalid(f"{key}.{member}", f"{value!r} must be a string (the stored value as text)")
     return constant
 
 
@@ -320,7 +320,7 @@ def _check_not_duplicated(earlier: list[tuple[str, tuple[str, ...]]], where: str
     for other_where, other_kernels in earlier:
         shared = sorted(set(kernels) & set(other_kernels), key=series_key)
         if shared:
-            raise _Invalid(where, f"describes the same trampoline, context and mode as {other_where} for {shared}")
+            raise Invalid(where, f"describes the same trampoline, context and mode as {other_where} for {shared}")
     earlier.append((where, kernels))
 
 
@@ -338,36 +338,36 @@ def _schemas() -> dict[str, Callable[[dict[str, Any]], None]]:
     }
 
 
-# --- small validators -----------------------------------------------------------------------------
+# --- small validators (shared with the other rule kinds' schemas: flow_rules.py, subsystems.py) ---------
 
 
 def _join(where: str, key: str) -> str:
     return f"{where}.{key}" if where else key
 
 
-def _check_keys(table: dict[str, Any], allowed: frozenset[str], where: str) -> None:
+def check_keys(table: dict[str, Any], allowed: frozenset[str], where: str) -> None:
     unknown = sorted(set(table) - allowed)
     if unknown:
-        raise _Invalid(where, f"unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}")
+        raise Invalid(where, f"unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}")
 
 
-def _required_str(table: dict[str, Any], key: str, where: str, pattern: re.Pattern[str] | None = None) -> str:
+def required_str(table: dict[str, Any], key: str, where: str, pattern: re.Pattern[str] | None = None) -> str:
     value = table.get(key)
     if not isinstance(value, str) or not value.strip():
-        raise _Invalid(_join(where, key), "missing or not a non-empty string")
+        raise Invalid(_join(where, key), "missing or not a non-empty string")
     if pattern is not None and not pattern.match(value):
-        raise _Invalid(_join(where, key), f"{value!r} is not a plain identifier")
+        raise Invalid(_join(where, key), f"{value!r} is not a plain identifier")
     return value
 
 
-def _optional_str(table: dict[str, Any], key: str, where: str) -> str | None:
+def optional_str(table: dict[str, Any], key: str, where: str) -> str | None:
     value = table.get(key)
     if value is not None and not isinstance(value, str):
-        raise _Invalid(_join(where, key), "must be a string")
+        raise Invalid(_join(where, key), "must be a string")
     return value
 
 
-def _required_choice(table: dict[str, Any], key: str, where: str, choices: tuple[str, ...]) -> None:
-    value = _required_str(table, key, where)
+def required_choice(table: dict[str, Any], key: str, where: str, choices: tuple[str, ...]) -> None:
+    value = required_str(table, key, where)
     if value not in choices:
-        raise _Invalid(_join(where, key), f"{value!r} is not one of {', '.join(choices)}")
+        raise Invalid(_join(where, key), f"{value!r} is not one of {', '.join(choices)}")
