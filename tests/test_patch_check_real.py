@@ -85,7 +85,7 @@ def test_the_text_report_is_checkpatch_lines_then_the_total(x86_drops_cs: CheckR
     comparison = x86_drops_cs.comparison
     new, fixed, unchanged = comparison.new, comparison.fixed, comparison.unchanged
     assert ("arch/x86/include/asm/ptrace.h:214: WARNING: x86: user_mode() reads cs that ftrace_partial_regs "
-            "leaves unpopulated (via kprobe_multi_link_prog_run → ") in "\n".join(lines)
+            "(exit) leaves unpopulated (via kprobe_multi_link_prog_run → ") in "\n".join(lines)
     assert [line.split(": ")[1] for line in lines[:-1]] == ["WARNING"] * len(new) + ["FIXED"] * len(fixed)
     assert lines[-1] == f"total: {len(new)} new, {len(fixed)} fixed, {unchanged} unchanged findings"
 
@@ -94,6 +94,22 @@ def test_sarif_holds_the_new_findings_only(x86_drops_cs: CheckResult) -> None:
     [run] = json.loads(render(x86_drops_cs, "sarif"))["runs"]
     assert [r["partialFingerprints"]["regauditFingerprint/v1"] for r in run["results"]] == [
         f["fingerprint"] for f in x86_drops_cs.comparison.new]
+
+
+def test_a_write_of_x19_into_the_per_cpu_copy_is_worded_as_one_that_the_next_frame_sees(tree: Path, db: Path) -> None:
+    """On arm64 only ftrace_partial_regs writes bpf_kprobe_multi_pt_regs (kernel/trace/bpf_trace.c:2358), and it
+    never writes x19, which therefore stays zero. The patch zeroes regs->regs[19] right after the copy is made
+    (kernel/trace/bpf_trace.c:2625): not the live frame, but what every later frame built there holds. One
+    line per context, entry and exit, which the line tells apart."""
+    result = run_check(tree, db, str(PATCHES / "arm64-kprobe-multi-writes-x19.patch"), "--arch", "arm64")
+    assert result.exit_code == 1, result.output
+    *warnings, total = result.stdout.splitlines()
+    assert warnings == [
+        "kernel/trace/bpf_trace.c:2626: WARNING: arm64: kprobe_multi_link_prog_run() writes regs[19] of per-cpu "
+        "bpf_kprobe_multi_pt_regs (kernel/trace/bpf_trace.c:2358), written only by ftrace_partial_regs(): the next "
+        f"frame ftrace_partial_regs ({context}) builds there holds it, not zero (via kprobe_multi_link_prog_run)"
+        for context in ("entry", "exit")]
+    assert total.startswith("total: 2 new, 0 fixed, ")
 
 
 def test_a_read_of_x19_added_under_kprobe_multi_is_a_new_arm64_finding(tree: Path, db: Path) -> None:

@@ -10,10 +10,12 @@ from regaudit.patch.checkpatch import finding_line, render
 from regaudit.patch.compare import Comparison, compare
 from regaudit.patch.run import CheckResult
 
+PER_CPU_COPY = "per-cpu copy (kernel/trace/bpf_trace.c:2358), written only by ftrace_partial_regs()"
+
 
 def finding(fingerprint: str, line: int, member: str = "cs", access: str = "read") -> dict[str, Any]:
     return {"fingerprint": fingerprint, "arch": "x86", "member": member, "access": access,
-            "producer": {"api": "ftrace_partial_regs"},
+            "producer": {"api": "ftrace_partial_regs", "context": "entry", "trampoline": "ftrace_caller"},
             "consumer": {"function": "user_mode", "file": "arch/x86/include/asm/ptrace.h", "line": line},
             "path": [{"function": "kprobe_multi_link_prog_run"}, {"function": "kprobe_multi_link_prog_run"},
                      {"function": "bpf_get_stack"}, {"function": "user_mode"}]}
@@ -25,21 +27,36 @@ def test_findings_are_matched_by_fingerprint_not_by_line() -> None:
     assert compare(base, patched) == Comparison(new=[finding("c", 30)], fixed=[finding("b", 20)], unchanged=1)
 
 
-def test_a_read_names_the_producer_and_a_write_the_live_frame() -> None:
-    assert finding_line(finding("a", 214), "WARNING") == (
-        "arch/x86/include/asm/ptrace.h:214: WARNING: x86: user_mode() reads cs that ftrace_partial_regs leaves "
-        "unpopulated (via kprobe_multi_link_prog_run → bpf_get_stack → user_mode)")
-    assert finding_line(finding("a", 214, "flags", "write"), "FIXED").startswith(
-        "arch/x86/include/asm/ptrace.h:214: FIXED: x86: user_mode() writes flags in the live frame (via ")
-    assert "reads any member that" in finding_line(finding("a", 1, "*"), "WARNING")
+def storage_of(where: str) -> dict[tuple[str, str, str, str], str]:
+    return {("x86", "ftrace_partial_regs", "entry", "ftrace_caller"): where}
+
+
+def test_a_read_names_the_producer_and_its_context() -> None:
+    assert finding_line(finding("a", 214), "WARNING", {}) == (
+        "arch/x86/include/asm/ptrace.h:214: WARNING: x86: user_mode() reads cs that ftrace_partial_regs (entry) "
+        "leaves unpopulated (via kprobe_multi_link_prog_run → bpf_get_stack → user_mode)")
+    assert "reads any member that" in finding_line(finding("a", 1, "*"), "WARNING", {})
+
+
+def test_a_write_says_where_it_lands_as_the_frame_model_keeps_its_members() -> None:
+    write = finding("a", 214, "flags", "write")
+    assert finding_line(write, "FIXED", storage_of("the trampoline's stack frame (in place)")).startswith(
+        "arch/x86/include/asm/ptrace.h:214: FIXED: x86: user_mode() writes flags in the live frame of "
+        "ftrace_partial_regs (entry) (via ")
+    assert f"writes flags of {PER_CPU_COPY}: the next frame ftrace_partial_regs (entry) builds there holds it, " \
+           "not zero (via " in finding_line(write, "WARNING", storage_of(PER_CPU_COPY))
+    assert "writes flags in the frame of ftrace_partial_regs (entry) (via " in finding_line(write, "WARNING", {})
 
 
 def test_text_ends_with_the_total_and_json_carries_the_counts() -> None:
-    result = CheckResult(Comparison([finding("c", 30)], [finding("b", 20)], 4), ["x86"], ["x86"], {}, None)
-    assert render(result, "text").splitlines() == [finding_line(finding("c", 30), "WARNING"),
-                                                   finding_line(finding("b", 20), "FIXED"),
+    frames = [{"arch": "x86", "producer": "ftrace_partial_regs", "context": "entry", "trampoline": "ftrace_caller",
+               "storage": PER_CPU_COPY}]
+    new, fixed = finding("c", 30, "ip", "write"), finding("b", 20)
+    result = CheckResult(Comparison([new], [fixed], 4), ["x86"], ["x86"], {"frames": frames}, None)
+    assert render(result, "text").splitlines() == [finding_line(new, "WARNING", storage_of(PER_CPU_COPY)),
+                                                   finding_line(fixed, "FIXED", {}),
                                                    "total: 1 new, 1 fixed, 4 unchanged findings"]
     report = json.loads(render(result, "json"))
     assert report["schema"] == "regaudit-check/1"
     assert report["counts"] == {"new": 1, "fixed": 1, "unchanged": 4}
-    assert report["new"] == [finding("c", 30)] and report["arches"] == report["audited"] == ["x86"]
+    assert report["new"] == [new] and report["arches"] == report["audited"] == ["x86"]

@@ -46,6 +46,19 @@ def test_one_rule_per_finding_kind_and_every_result_points_at_its_rule() -> None
     assert len(run["results"]) == 28
 
 
+def test_a_write_rule_says_who_sees_the_write_and_claims_no_unpopulated_member() -> None:
+    """Most writes the audit reports overwrite populated members of the live frame (a kprobe override of `ip`):
+    their rule is about who reads the frame after the write, not about members left unpopulated."""
+    rules = {rule["id"]: rule for rule in sarif_log(fixture("audit-7.3.json"))["runs"][0]["tool"]["driver"]["rules"]}
+    write, read = rules["bpf-helper-write"], rules["unpopulated-read"]
+    assert write["shortDescription"]["text"] == "A consumer writes a pt_regs member of a frame that other code reads " \
+                                                "after it"
+    assert "later callbacks on the same frame" in write["fullDescription"]["text"]
+    assert "a per-cpu copy" in write["fullDescription"]["text"]
+    assert "unpopulated" not in json.dumps(write)
+    assert read["shortDescription"]["text"].endswith("that a sparse ftrace frame left unpopulated")
+
+
 def test_a_result_locates_the_consumer_access_and_flows_along_the_path() -> None:
     result = results_by_fingerprint(sarif_log(fixture("audit-7.3.json")))["fe82017198be552a"]
     assert result["ruleId"] == "dynamic-register-read" and result["level"] == "error"

@@ -22,6 +22,12 @@ UNPOPULATED: tuple[MemberState, ...] = ("stale", "uninitialised", "zero")
 TRAMPOLINE_FRAME = "the trampoline's stack frame"  # `storage` of a frame that is the live ftrace frame
 
 
+def is_live(storage: str) -> bool:
+    """Whether a model's `storage` is the live ftrace frame, so that a write changes what later callbacks see (else
+    it is a buffer the producer fills: a per-cpu copy)."""
+    return storage.startswith(TRAMPOLINE_FRAME)
+
+
 @dataclass(frozen=True)
 class MemberValue:
     state: MemberState
@@ -86,7 +92,7 @@ class FrameModel:
     @property
     def live(self) -> bool:
         """True when the members are the live ftrace frame, so a write changes what later callbacks see."""
-        return self.storage.startswith(TRAMPOLINE_FRAME)
+        return is_live(self.storage)
 
     @property
     def key(self) -> tuple[str, str, str, str]:

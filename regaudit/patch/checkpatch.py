@@ -2,14 +2,24 @@
 
 Owns the wording. Text, one line per finding, then the total:
 
-    FILE:LINE: WARNING: <arch>: <consumer>() reads <member> that <producer> leaves unpopulated (via a → b → c)
-    FILE:LINE: FIXED: <arch>: <consumer>() writes <member> in the live frame (via a → b)
+    FILE:LINE: WARNING: <arch>: <consumer>() reads <member> that <producer> (<context>) leaves unpopulated (via a → b)
+    FILE:LINE: FIXED: <arch>: <consumer>() writes <member> in the live frame of <producer> (<context>) (via a → b)
+
+and for a write into a buffer the producer fills (a per-cpu copy), of a member it never writes there:
+
+    FILE:LINE: WARNING: <arch>: <consumer>() writes <member> of <storage>: the next frame <producer> (<context>)
+    builds there holds it, not zero (via a → b)
+
+then the total:
+
     total: N new, M fixed, K unchanged findings
 
 FILE:LINE is the consumer's access: in the patched tree for a new finding, in the unpatched tree for a fixed
-one. The path lists the functions from the source to the consumer, each once.
+one. The path lists the functions from the source to the consumer, each once. The producer's context tells the
+entry and the exit frame of one producer apart, and where a write lands is the frame model's `storage`.
 
 JSON (`"schema": "regaudit-check/1"`): `arches` (compared), `audited` (audited again on the patched tree),
+`seeds` (per arch audited again, how many seeds were checked again and how many kept the base audit's findings),
 `new` and `fixed` (findings in the audit JSON shape), `counts` (`new`, `fixed`, `unchanged`).
 SARIF: the new findings only, as `regaudit audit --format sarif` renders findings.
 """
@@ -17,8 +27,10 @@ SARIF: the new findings only, as `regaudit audit --format sarif` renders finding
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
+from regaudit.arch.frames import is_live
 from regaudit.patch.run import CheckResult
 from regaudit.report.sarif import render_sarif
 
@@ -34,22 +46,39 @@ def render(result: CheckResult, fmt: str) -> str:
     return render_text(result)
 
 
+FrameKey = tuple[str, str, str, str]  # arch, producer, context, trampoline
+
+
 def render_text(result: CheckResult) -> str:
     comparison = result.comparison
-    lines = [finding_line(finding, "WARNING") for finding in comparison.new]
-    lines += [finding_line(finding, "FIXED") for finding in comparison.fixed]
+    base, patched = frame_storages(result.on_disk), frame_storages(result.scratch)
+    lines = [finding_line(finding, "WARNING", {**base, **patched}) for finding in comparison.new]
+    lines += [finding_line(finding, "FIXED", {**patched, **base}) for finding in comparison.fixed]
     lines.append(f"total: {len(comparison.new)} new, {len(comparison.fixed)} fixed, {comparison.unchanged} "
                  "unchanged findings")
     return "\n".join(lines) + "\n"
 
 
-def finding_line(finding: dict[str, Any], tag: str) -> str:
-    consumer = finding["consumer"]
+def frame_storages(document: dict[str, Any] | None) -> dict[FrameKey, str]:
+    """Where each frame model of an audit document keeps its members (`storage`)."""
+    return {(frame["arch"], frame["producer"], frame["context"], frame["trampoline"]): frame["storage"]
+            for frame in (document or {}).get("frames", [])}
+
+
+def finding_line(finding: dict[str, Any], tag: str, storages: Mapping[FrameKey, str]) -> str:
+    """The finding in checkpatch.pl's grammar; `storages`: where the frame models keep their members."""
+    consumer, producer = finding["consumer"], finding["producer"]
     member = "any member" if finding["member"] == "*" else finding["member"]
-    if finding["access"] == "write":
-        what = f"writes {member} in the live frame"
+    frame = f"{producer['api']} ({producer['context']})"
+    storage = storages.get((finding["arch"], producer["api"], producer["context"], producer["trampoline"]))
+    if finding["access"] != "write":
+        what = f"reads {member} that {frame} leaves unpopulated"
+    elif storage is None:
+        what = f"writes {member} in the frame of {frame}"
+    elif is_live(storage):
+        what = f"writes {member} in the live frame of {frame}"
     else:
-        what = f"reads {member} that {finding['producer']['api']} leaves unpopulated"
+        what = f"writes {member} of {storage}: the next frame {frame} builds there holds it, not zero"
     return (f"{consumer['file']}:{consumer['line']}: {tag}: {finding['arch']}: {consumer['function']}() {what} "
             f"(via {' → '.join(path_functions(finding))})")
 

@@ -38,6 +38,14 @@ VIA = {
     "dynamic": ("dynamic-register", "regs_get_register and friends, at an offset or index the analyzer bounds"),
 }
 
+READ_RULE = ("A consumer reads a pt_regs member that a sparse ftrace frame left unpopulated",
+             "The frame's producer (ftrace_partial_regs, ftrace_fill_perf_regs, ...) never filled the member on "
+             "this arch, so it holds a stale, uninitialised or zero value.")
+WRITE_RULE = ("A consumer writes a pt_regs member of a frame that other code reads after it",
+              "A write into the live ftrace frame changes what later callbacks on the same frame see; a write into "
+              "a buffer the producer fills (a per-cpu copy), of a member the producer never writes there, is what "
+              "every later frame built in that buffer holds instead of zero.")
+
 
 def render_sarif(doc: dict[str, Any]) -> str:
     return json.dumps(sarif_log(doc), indent=2)
@@ -67,13 +75,11 @@ def rule_id(finding: Finding) -> str:
 def rule(identifier: str) -> dict[str, Any]:
     prefix, access = identifier.rsplit("-", 1)
     how = next((text for name, text in VIA.values() if name == prefix), prefix)
-    verb = "writes into the live frame" if access == "write" else "reads"
+    short, full = WRITE_RULE if access == "write" else READ_RULE
     return {
         "id": identifier,
-        "shortDescription": {"text": f"A consumer {verb} a pt_regs member that a sparse ftrace frame left unpopulated"},
-        "fullDescription": {"text": f"Established through {how}. The frame's producer (ftrace_partial_regs, "
-                                    "ftrace_fill_perf_regs, ...) never filled the member on this arch, so it "
-                                    "holds a stale, uninitialised or zero value."},
+        "shortDescription": {"text": short},
+        "fullDescription": {"text": f"Established through {how}. {full}"},
         "defaultConfiguration": {"level": "warning"},
         "properties": {"tags": ["pt_regs", "ftrace", access]},
     }
