@@ -3,7 +3,8 @@
 The keys of an audit document, of its findings (their producer, source, consumer and path hops), clean entries
 and frame models are those of the README's examples, no more and no fewer; every value a finding or frame model
 gives an enumerated field is one the README names; and `reaches` and `state` follow the rules the README states
-for them, against the frame model the finding names. The `regaudit check` object has the keys the README lists.
+for them, against the frame model the finding names. So do a `regaudit diff` of two audits and the keys of the
+`regaudit check` object.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from audits import audited
 from regaudit.patch.checkpatch import check_json
 from regaudit.patch.compare import Comparison
 from regaudit.patch.run import CheckResult
+from regaudit.report.diff import diff_documents
 
 pytestmark = pytest.mark.slow
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
@@ -107,6 +109,28 @@ def test_reaches_and_state_follow_the_readme_against_the_finding_s_frame_model(d
         if not held or finding["state"] != expected:
             wrong.append((finding["fingerprint"], finding["member"], finding["reaches"], finding["state"], expected))
     assert wrong == []
+
+
+def test_a_diff_has_the_keys_the_readme_documents() -> None:
+    """6.12 against 7.3: findings appear and disappear. 7.3 without its x86 findings against 7.3: the groups found on
+    x86 and another arch change their arches (6.1 and 6.12 have no such group)."""
+    documented = json_example('### Diff JSON (contract: `"schema": "regaudit-diff/1"`)')
+    [finding], [change] = documented["appeared"], documented["changed_arches"]
+    old, new = audited("6.12")[1], audited("7.3")[1]
+    across = diff_documents(old, new)
+    without_x86 = diff_documents({**new, "findings": [f for f in new["findings"] if f["arch"] != "x86"]}, new)
+    entries = {"appeared": across["appeared"] + without_x86["appeared"], "disappeared": across["disappeared"],
+               "changed_arches": without_x86["changed_arches"]}
+    assert all(entries.values())
+    differences = key_differences(documented, [across, without_x86], "diff")
+    differences += key_differences(documented["old"], [across["old"], across["new"]], "diff side")
+    for part, found in entries.items():
+        example = change if part == "changed_arches" else finding
+        differences += key_differences(example, found, part)
+        for nested in ("producer", "consumer"):
+            differences += key_differences(example[nested], [entry[nested] for entry in found], f"{part} {nested}")
+    assert differences == []
+    assert across["schema"] == documented["schema"]
 
 
 def test_the_check_object_has_the_keys_the_readme_lists() -> None:

@@ -39,6 +39,19 @@ def test_a_finding_on_other_arches_is_a_changed_arch_set_not_an_appearance() -> 
     ]
 
 
+def test_a_changed_arch_set_reports_the_worst_state_of_its_arches() -> None:
+    """The ORC unwinder's `bp` read now also holds on arm64; were it uninitialised there and a zero on x86 (the
+    first arch of the group), the group is uninitialised."""
+    new = fixture("audit-7.3-next.json")
+    unwind = [f for f in new["findings"] if f["consumer"]["function"] == "__unwind_start"]
+    assert {f["arch"] for f in unwind} == {"arm64", "x86"}
+    for finding in unwind:
+        finding["state"] = "uninitialised" if finding["arch"] == "arm64" else "zero"
+    [change] = [c for c in diff_documents(fixture("audit-7.3.json"), new)["changed_arches"]
+                if c["consumer"]["function"] == "__unwind_start"]
+    assert change["state"] == "uninitialised"
+
+
 def test_line_shifts_alone_change_nothing() -> None:
     old = fixture("audit-7.3.json")
     new = fixture("audit-7.3.json")

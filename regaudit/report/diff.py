@@ -14,7 +14,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
-from regaudit.report.model import Audit, Finding, load_audit
+from regaudit.report.model import Audit, Finding, load_audit, worst_state
 
 DIFF_SCHEMA = "regaudit-diff/1"
 
@@ -62,7 +62,10 @@ def _finding(finding: Finding) -> dict[str, Any]:
 
 
 def _arch_change(old: list[Finding], new: list[Finding]) -> dict[str, Any]:
-    return {"group": new[0].group_key, **_described(new[0]), "before": _arches(old), "after": _arches(new)}
+    """The group as NEW has it: the state is the worst its arches report (one arch may read a zero where another
+    reads an uninitialised slot)."""
+    return {"group": new[0].group_key, **_described(new[0]), "state": worst_state(f.state for f in new),
+            "before": _arches(old), "after": _arches(new)}
 
 
 def _described(finding: Finding) -> dict[str, Any]:

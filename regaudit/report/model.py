@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from regaudit.audit.document import SCHEMA
 from regaudit.errors import BadInput
 
-SCHEMA = "regaudit-audit/1"
 # Worst first: an uninitialised stack slot leaks whatever was there, a stale buffer another context's
 # registers, a zero only misleads.
 SEVERITY = ("uninitialised", "stale", "zero")
