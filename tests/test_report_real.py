@@ -57,6 +57,8 @@ def test_the_7_3_reports_show_the_bpf_program_run_on_the_partial_frame() -> None
     assert {f["arch"] for f in runs} >= {"x86", "arm64", "riscv"}
     text = render(document, "text")
     assert "bpf_prog_run  kernel/trace/bpf_trace.c:2627" in text and PROG_RUN in text
+    # arm64's copy (kernel/trace/bpf_trace.c:2358) is written by ftrace_partial_regs only, which never writes x9-x28
+    assert "arm64 read * → regs[9..28] orig_x0 " in text
     sarif = json.loads(render(document, "sarif"))
     flows = [r["codeFlows"][0]["threadFlows"][0]["locations"] for r in sarif["runs"][0]["results"]
              if r["partialFingerprints"][FINGERPRINT_KEY] == runs[0]["fingerprint"]]

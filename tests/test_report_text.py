@@ -83,6 +83,20 @@ def test_one_access_along_one_path_on_several_arches_is_one_entry_with_a_row_per
             "    └── kprobe_multi_link_prog_run (kernel/trace/bpf_trace.c:2625, 2627)\n") in text
 
 
+def test_a_row_names_the_members_an_access_of_any_member_reaches() -> None:
+    """`*` says little on its own: the row adds the frame members that make the finding (`reaches`), array runs
+    folded; a finding whose member is all it reaches shows just the member."""
+    doc = fixture("audit-7.3.json")
+    for finding in doc["findings"]:
+        if finding["member"] == "*" and finding["arch"] == "arm64":
+            finding["reaches"] = [f"regs[{n}]" for n in range(9, 29)] + ["orig_x0"]
+        else:
+            finding["reaches"] = [finding["member"]]
+    text = render_text(doc, color=False)
+    assert "    arm64 read * → regs[9..28] orig_x0 [stale]  ← ftrace_partial_regs (entry)\n" in text
+    assert "    x86 read * [uninitialised]  ← ftrace_partial_regs (entry)\n" in text
+
+
 def test_plain_text_has_header_matrix_and_call_paths_and_no_escape_codes() -> None:
     text = render_text(fixture("audit-7.3.json"), color=False)
     assert not ANSI.search(text)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from regaudit.arch.frames_report import compact
 from regaudit.audit.document import SCHEMA
 from regaudit.errors import BadInput
 
@@ -75,6 +76,7 @@ class Finding:
     subsystem: str
     maintainers: str
     member: str
+    reaches: tuple[str, ...]  # the frame model's members that make it a finding (README: `*` reaches many)
     access: str
     via: str
     mask: str | None
@@ -164,6 +166,17 @@ class Group:
         return list(dict.fromkeys(finding.member for finding in self.findings))
 
     @property
+    def reached(self) -> list[str]:
+        """The frame members the findings touch: `regs[9]`..`regs[28]` for a read of `*` on arm64."""
+        return list(dict.fromkeys(member for finding in self.findings for member in finding.reaches))
+
+    @property
+    def members_text(self) -> str:
+        """The members as the consumers name them, then what they reach when that says more: `* → regs[9..28]`."""
+        named, reached = compact(self.members), compact(self.reached)
+        return named if named == reached else f"{named} → {reached}"
+
+    @property
     def worst(self) -> str:
         return worst_state(finding.state for finding in self.findings)
 
@@ -245,6 +258,7 @@ def _finding(raw: dict[str, Any]) -> Finding:
         subsystem=raw["subsystem"],
         maintainers=raw.get("maintainers") or "",
         member=raw["member"],
+        reaches=tuple(raw.get("reaches") or [raw["member"]]),
         access=raw["access"],
         via=raw["via"],
         mask=raw.get("mask"),

@@ -18,7 +18,6 @@ import rich.table
 import rich.text
 import rich.tree
 
-from regaudit.arch.frames_report import compact
 from regaudit.report.model import Audit, Cell, Entry, Hop, entries, load_audit, matrix, subsystems
 
 STATE_STYLES = {"uninitialised": "bold red", "stale": "yellow", "zero": "cyan"}
@@ -83,7 +82,7 @@ def entry_tree(entry: Entry) -> rich.padding.Padding:
     way the access was established, then the path."""
     finding = entry.first
     rows = [rich.text.Text.assemble((row.first.arch, "bold"), f" {finding.access} ",
-                                    (compact(row.members), STATE_STYLES.get(row.worst, "")), f" [{row.worst}]",
+                                    (row.members_text, STATE_STYLES.get(row.worst, "")), f" [{row.worst}]",
                                     f"  ← {row.first.producer.label}") for row in entry.rows]
     how = rich.text.Text(f"via {finding.via}" + (f", mask {finding.mask}" if finding.mask else ""), style="dim")
     tree = rich.tree.Tree(rich.text.Text("\n").join([*rows, how]), guide_style="dim")
