@@ -19,7 +19,7 @@ import rich.console
 from regaudit.arch.catalogue import load_catalogue, trampolines_for
 from regaudit.arch.config import BuildConfig, ConfigRules
 from regaudit.arch.frames import FrameModel
-from regaudit.arch.frames_report import frames_json, frames_table, frames_text
+from regaudit.arch.frames_report import folded_evidence, frames_json, frames_table, frames_text
 from regaudit.arch.layout import Layout, struct_layout
 from regaudit.arch.producers import build_frame_models
 from regaudit.facts.arch_facts import ArchFacts
@@ -183,6 +183,14 @@ def test_renderings(demo: tuple[Path, Path]) -> None:
     screen = io.StringIO()
     rich.console.Console(file=screen, force_terminal=True, width=160).print(frames_table(models))
     assert "ftrace_partial_regs" in screen.getvalue()
+
+
+def test_evidence_prints_one_file_at_a_time_with_runs_of_lines_folded() -> None:
+    evidence = ["arch/x86/kernel/ftrace_64.S:83", "arch/x86/kernel/ftrace_64.S:84", "arch/x86/kernel/ftrace_64.S:85",
+                "include/linux/ftrace.h:204", "arch/x86/kernel/ftrace_64.S:100", "arch/x86/kernel/ftrace_64.S:84",
+                "include/linux/ftrace.h:188"]
+    assert folded_evidence(evidence) == "arch/x86/kernel/ftrace_64.S:83-85,100; include/linux/ftrace.h:188,204"
+    assert folded_evidence(["a rules note", "x.c:7"]) == "a rules note; x.c:7"
 
 
 def test_a_series_without_rule_data_falls_back_to_the_nearest_verified_one() -> None:

@@ -101,8 +101,31 @@ def _block(model: FrameModel) -> list[str]:
         ("DRIFT", model.drift),
     ):
         lines += [f"  {label}: {text}" for text in items]
-    lines.append(f"  evidence: {' '.join(model.evidence)}")
+    lines.append(f"  evidence: {folded_evidence(model.evidence)}")
     return lines
+
+
+def folded_evidence(evidence: Iterable[str]) -> str:
+    """`path:line` citations one file at a time, in the order files are first cited, their lines sorted and runs
+    folded: `arch/x86/kernel/ftrace_64.S:83-90,100; include/linux/ftrace.h:204`."""
+    lines: dict[str, set[int]] = {}
+    for citation in evidence:
+        path, _, line = citation.rpartition(":")
+        if path and line.isdigit():
+            lines.setdefault(path, set()).add(int(line))
+        else:
+            lines.setdefault(citation, set())
+    return "; ".join(f"{path}:{_line_runs(sorted(numbers))}" if numbers else path for path, numbers in lines.items())
+
+
+def _line_runs(numbers: list[int]) -> str:
+    runs: list[list[int]] = []
+    for number in numbers:
+        if runs and runs[-1][1] + 1 == number:
+            runs[-1][1] = number
+        else:
+            runs.append([number, number])
+    return ",".join(str(first) if first == last else f"{first}-{last}" for first, last in runs)
 
 
 def _by_state(model: FrameModel) -> list[str]:
