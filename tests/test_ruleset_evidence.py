@@ -130,8 +130,10 @@ def test_frames_schema_violations_name_the_file_and_the_key(fixture: Path) -> No
 
 
 def test_frames_schema_applies_only_to_frames() -> None:
-    # The same document is fine for a kind without a schema: only the shared conventions apply.
-    load_rule_file(FIXTURES / "frames_invalid" / "bad_mode.toml")
+    """The same document is fine for a kind without a schema: only the shared conventions apply."""
+    rule = load_rule_file(FIXTURES / "frames_invalid" / "bad_mode.toml")
+    assert rule.data["trampoline"][0]["mode"] == "full"
+    assert [item.at for item in evidence_items(rule)] == ["arch/x86/kernel/ftrace_64.S:87"]
 
 
 def test_every_frames_file_in_rules_matches_the_schema() -> None:
@@ -152,7 +154,11 @@ def test_every_frames_file_names_a_real_arch() -> None:
 
 
 def test_every_rules_file_loads() -> None:
-    load_all_rules()
+    """Every rules/**/*.toml, each checked against its kind's schema, and each cites its evidence."""
+    rules = load_all_rules()
+    root = data_dir("rules")
+    assert [rule.path for rule in rules] == sorted(root.rglob("*.toml"))
+    assert all(evidence_items(rule) for rule in rules)
 
 
 def test_unknown_kind_is_reported() -> None:
