@@ -52,6 +52,14 @@ def test_a_changed_arch_set_reports_the_worst_state_of_its_arches() -> None:
     assert change["state"] == "uninitialised"
 
 
+def test_text_says_a_write_lands_in_the_frame_and_a_read_comes_from_it() -> None:
+    new = fixture("audit-7.3.json")
+    old = {**new, "findings": [f for f in new["findings"] if f["access"] != "write"]}
+    text = render_diff_text(diff_documents(old, new))
+    assert "  + x86: regs_set_return_value writes ax (uninitialised) in the frame of ftrace_partial_regs (entry) at " \
+           "arch/x86/include/asm/ptrace.h:197  [" in text
+
+
 def test_line_shifts_alone_change_nothing() -> None:
     old = fixture("audit-7.3.json")
     new = fixture("audit-7.3.json")

@@ -110,8 +110,9 @@ def render_diff_text(diff: dict[str, Any]) -> str:
 
 def _summary(described: dict[str, Any]) -> str:
     consumer, producer = described["consumer"], described["producer"]
+    whose = "from" if described["access"] == "read" else "in the frame of"
     return (f"{consumer['function']} {described['access']}s {described['member']} ({described['state']}) "
-            f"from {producer['api']} ({producer['context']}) at {consumer['file']}:{consumer['line']}")
+            f"{whose} {producer['api']} ({producer['context']}) at {consumer['file']}:{consumer['line']}")
 
 
 def _path_line(described: dict[str, Any]) -> str:
