@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-import sys
-import types
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +17,7 @@ import pytest
 from click.testing import CliRunner
 
 from regaudit.errors import BadInput
+from regaudit.report import model
 from regaudit.report.commands import render, report
 from regaudit.report.model import entries, load_audit, matrix, read_document
 from regaudit.report.text import render_text
@@ -154,9 +153,7 @@ def test_report_reads_an_audit_database_through_load_document(tmp_path: Path,
     db = tmp_path / "linux-7.3.regaudit.db"
     db.write_bytes(b"")
     loaded: list[Path] = []
-    document = types.ModuleType("regaudit.audit.document")
-    document.load_document = lambda path: loaded.append(path) or fixture("audit-7.3.json")  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "regaudit.audit.document", document)
+    monkeypatch.setattr(model, "load_document", lambda path: loaded.append(path) or fixture("audit-7.3.json"))
     result = CliRunner().invoke(report, [str(db), "--no-color"])
     assert result.exit_code == 0, result.output
     assert loaded == [db] and "findings: 28" in result.output

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from regaudit.arch.frames_report import compact
-from regaudit.audit.document import SCHEMA
+from regaudit.audit.document import SCHEMA, load_document
 from regaudit.errors import BadInput
 
 # Worst first: an uninitialised stack slot leaks whatever was there, a stale buffer another context's
@@ -219,8 +219,6 @@ def read_document(path: Path) -> dict[str, Any]:
             return json.loads(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
             raise BadInput(f"{path}: not a readable audit JSON document ({err})") from err
-    from regaudit.audit.document import load_document
-
     return load_document(path)
 
 
