@@ -6,6 +6,7 @@ computed here. Plain text carries no escape codes, so it is what a non-TTY stdou
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from collections.abc import Iterable
@@ -61,27 +62,30 @@ def frames_table(models: Iterable[FrameModel]) -> rich.table.Table:
 def compact(names: Iterable[str]) -> str:
     """Member names with runs of array elements folded: `regs[0..8] sp pc`."""
     parts: list[str] = []
-    run: tuple[str, int, int] | None = None
-    for name in names:
-        match = _ELEMENT.match(name)
-        if match and run and run[0] == match["array"] and run[2] + 1 == int(match["index"]):
-            run = (run[0], run[1], int(match["index"]))
-            continue
-        if run:
-            parts.append(_run_text(run))
-            run = None
-        if match:
-            run = (match["array"], int(match["index"]), int(match["index"]))
+    for array, group in itertools.groupby(names, key=_array_of):
+        if array is None:
+            parts += group
         else:
-            parts.append(name)
-    if run:
-        parts.append(_run_text(run))
+            indices = [int(match["index"]) for match in map(_ELEMENT.match, group) if match]
+            parts += [f"{array}[{first}]" if first == last else f"{array}[{first}..{last}]"
+                      for first, last in _runs(indices)]
     return " ".join(parts)
 
 
-def _run_text(run: tuple[str, int, int]) -> str:
-    array, first, last = run
-    return f"{array}[{first}]" if first == last else f"{array}[{first}..{last}]"
+def _array_of(name: str) -> str | None:
+    match = _ELEMENT.match(name)
+    return match["array"] if match else None
+
+
+def _runs(numbers: Iterable[int]) -> list[tuple[int, int]]:
+    """(first, last) of each run of consecutive numbers, in the order given: 3 4 5 9 -> (3, 5) (9, 9)."""
+    runs: list[tuple[int, int]] = []
+    for number in numbers:
+        if runs and runs[-1][1] + 1 == number:
+            runs[-1] = (runs[-1][0], number)
+        else:
+            runs.append((number, number))
+    return runs
 
 
 def _block(model: FrameModel) -> list[str]:
@@ -115,17 +119,11 @@ def folded_evidence(evidence: Iterable[str]) -> str:
             lines.setdefault(path, set()).add(int(line))
         else:
             lines.setdefault(citation, set())
-    return "; ".join(f"{path}:{_line_runs(sorted(numbers))}" if numbers else path for path, numbers in lines.items())
+    return "; ".join(f"{path}:{_line_runs(numbers)}" if numbers else path for path, numbers in lines.items())
 
 
-def _line_runs(numbers: list[int]) -> str:
-    runs: list[list[int]] = []
-    for number in numbers:
-        if runs and runs[-1][1] + 1 == number:
-            runs[-1][1] = number
-        else:
-            runs.append([number, number])
-    return ",".join(str(first) if first == last else f"{first}-{last}" for first, last in runs)
+def _line_runs(numbers: set[int]) -> str:
+    return ",".join(str(first) if first == last else f"{first}-{last}" for first, last in _runs(sorted(numbers)))
 
 
 def _by_state(model: FrameModel) -> list[str]:
