@@ -32,6 +32,7 @@ from pathlib import Path
 from index_bench import cold_and_warm, floor_seconds, lower_bound, timed_index
 
 from regaudit.arch.catalogue import modelled_arches
+from regaudit.cli import split_arches
 
 
 @dataclass(frozen=True)
@@ -51,11 +52,11 @@ def timed_audit(tree: Path, db: Path, arches: str | None, *options: str) -> Timi
     return Timing(wall, after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
 
 
-def _after_index(tree: Path, db: Path, arches: str | None, jobs: int) -> Timing:
-    """A cold audit of a database a cold index of the same arches just wrote: the time the stages after the index
-    take."""
+def _after_index(tree: Path, db: Path, arches: str | None, audited: list[str], jobs: int) -> Timing:
+    """A cold audit (`--arch arches`) of a database a cold index of the `audited` arches just wrote: the time the
+    stages after the index take."""
     db.unlink(missing_ok=True)
-    timed_index(tree, db, jobs, arches or ",".join(modelled_arches(tree)))
+    timed_index(tree, db, jobs, ",".join(audited))
     return timed_audit(tree, db, arches)
 
 
@@ -72,11 +73,12 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--arch", default=None, help="A,B [default: every arch with frame rules]")
     args = parser.parse_args()
+    audited = split_arches(args.arch) or modelled_arches(args.tree)  # what the audit indexes and checks
     with tempfile.TemporaryDirectory(prefix="regaudit-bench-") as scratch:
         db = Path(scratch) / "bench.db"
         cold, warm = cold_and_warm(db, args.runs, lambda: timed_audit(args.tree, db, args.arch))
         fresh = [timed_audit(args.tree, db, args.arch, "--fresh") for _ in range(args.runs)]
-        after_index = [_after_index(args.tree, Path(scratch) / "indexed.db", args.arch, args.jobs)
+        after_index = [_after_index(args.tree, Path(scratch) / "indexed.db", args.arch, audited, args.jobs)
                        for _ in range(args.runs)]
         conn = sqlite3.connect(db)
         files = [str(args.tree / path) for (path,) in conn.execute("SELECT path FROM files")]
@@ -84,8 +86,7 @@ def main() -> None:
         conn.close()
         peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
         floor = [floor_seconds(files, args.jobs) for _ in range(args.runs)]
-        arches = args.arch.split(",") if args.arch else modelled_arches(args.tree)
-        bound = lower_bound(args.tree, arches, files, db, args.jobs, args.runs)
+        bound = lower_bound(args.tree, audited, files, db, args.jobs, args.runs)
     cold_median, floor_median = statistics.median(t.wall for t in cold), statistics.median(floor)
     print(f"tree: {args.tree}   arches: {args.arch or 'all'}   runs: {args.runs}   jobs: {args.jobs}")
     print(f"cold audit: {_summary(cold)})")
