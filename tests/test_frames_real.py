@@ -13,6 +13,7 @@ import pytest
 from kernel_trees import SERIES, indexed_db, kernel_tree
 
 from regaudit.arch.frames import FrameModel
+from regaudit.arch.frames_report import frames_text
 from regaudit.arch.producers import build_frame_models
 
 X86_REGS = {
@@ -77,6 +78,10 @@ def test_x86_entry_partial_regs_is_the_trampoline_frame_patched_in_place() -> No
     never_written = {"bx", "r10", "r11", "r12", "r13", "r14", "r15", "ss"}
     assert {name for name in never_written if frame.states[name] == "uninitialised"} == never_written
     assert set(frame.members) == X86_REGS
+    # the text output cites that evidence one file at a time, runs of lines folded
+    evidence = next(line for line in frames_text([frame]).splitlines() if line.startswith("  evidence: "))
+    assert evidence.startswith("  evidence: arch/x86/kernel/ftrace_64.S:83-90,100,107,")
+    assert "; include/linux/ftrace.h:204,212,215; arch/x86/include/asm/ftrace.h:59-61" in evidence
 
 
 def test_x86_fill_perf_regs_fills_only_ip_sp_cs_flags_of_perfs_per_cpu_regs() -> None:

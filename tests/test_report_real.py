@@ -60,6 +60,9 @@ def test_the_7_3_reports_show_the_bpf_program_run_on_the_partial_frame() -> None
     # arm64's copy (kernel/trace/bpf_trace.c:2358) is written by ftrace_partial_regs only, which never writes x9-x28
     assert "arm64 read * → regs[9..28] orig_x0 " in text
     sarif = json.loads(render(document, "sarif"))
+    rules = {rule["id"]: rule["shortDescription"]["text"] for rule in sarif["runs"][0]["tool"]["driver"]["rules"]}
+    writes = {text for identifier, text in rules.items() if identifier.endswith("-write")}
+    assert writes == {"A consumer writes a pt_regs member of a frame that other code reads after it"}
     flows = [r["codeFlows"][0]["threadFlows"][0]["locations"] for r in sarif["runs"][0]["results"]
              if r["partialFingerprints"][FINGERPRINT_KEY] == runs[0]["fingerprint"]]
     assert [step["location"]["physicalLocation"]["region"]["startLine"] for step in flows[0]] == [2625, 2627]
@@ -76,6 +79,8 @@ def test_the_6_1_to_7_3_diff_shows_kprobe_multi_moving_to_partial_frames() -> No
     assert {f["arch"] for f in appeared} >= {"x86", "arm64"}
     text = render_diff(audited("6.1")[1], audited("7.3")[1], "text")
     assert "bpf_prog_run" in text and "ftrace_partial_regs" in text
+    writes = [line for line in text.splitlines() if line.startswith("  + ") and " writes " in line]
+    assert writes and all(" in the frame of " in line and " from " not in line for line in writes)
 
 
 def test_the_7_3_html_renders_in_chromium(tmp_path: Path) -> None:
